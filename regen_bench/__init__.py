@@ -1,0 +1,22 @@
+"""regen-bench: the reference harness for the REGEN conversational recommendation benchmark."""
+
+from regen_bench.data import Catalog, Dataset, Item, UserSequence
+from regen_bench.hookspecs import hookimpl
+from regen_bench.model import Model
+from regen_bench.tasks import TASKS, Example, TaskData, build_task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TASKS",
+    "Catalog",
+    "Dataset",
+    "Example",
+    "Item",
+    "Model",
+    "TaskData",
+    "UserSequence",
+    "__version__",
+    "build_task",
+    "hookimpl",
+]
