@@ -1,0 +1,213 @@
+"""``regen-bench`` command line: parses arguments and calls the runner, data and results code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from regen_bench import __version__
+from regen_bench.data.regen import DataFormatError
+from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, METRIC_NAMES, TIE_POLICIES
+from regen_bench.plugins import PluginError, UnknownNameError, get_plugin_manager
+from regen_bench.tasks import TASKS
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """Reported as one line on stderr with exit status 2."""
+
+
+def _parse_set(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are JSON when they parse as JSON (numbers, bools), else str."""
+    config: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--set expects key=value, got '{pair}'")
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key] = value
+    return config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from regen_bench.runner import run
+
+    out = run(args.model, args.task, args.dataset, narrative=args.narrative,
+              output=args.output, seed=args.seed, config=_parse_set(args.set),
+              data_dir=args.data_dir, eval_batch_size=args.eval_batch_size,
+              tie_policy=args.tie_policy, exclude_history=args.exclude_history,
+              progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    r = out.result
+    print(f"{r.model.name} on {r.task.name} ({r.dataset.name}, "
+          f"{r.protocol.test_examples} test users, full ranking over {r.dataset.items} items)")
+    width = max(len(m) for m in METRIC_NAMES)
+    crit = any(k.startswith("critiqued/") for k in r.metrics)
+    header = f"  {'metric':<{width}}  {'all':>8}" + (f"  {'critiqued':>9}" if crit else "")
+    print(header)
+    for name in METRIC_NAMES:
+        line = f"  {name:<{width}}  {r.metrics[name]:>8.4f}"
+        if crit:
+            line += f"  {r.metrics['critiqued/' + name]:>9.4f}"
+        print(line)
+    print(f"  time: fit {r.timings['fit_s']:.1f}s, evaluate {r.timings['evaluate_s']:.1f}s")
+    print(f"signature: {r.signature}")
+    print(f"wrote {out.result_path} and {out.samples_path.name}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from regen_bench.results import ResultError, load_result
+
+    bad = 0
+    for path in args.files:
+        try:
+            result = load_result(path)
+        except ResultError as exc:
+            print(f"INVALID {exc}", file=sys.stderr)
+            bad += 1
+        else:
+            print(f"ok {path}: {result.model.name} / {result.task.name} / "
+                  f"{result.dataset.name} ({result.signature})")
+    return 1 if bad else 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    manager = get_plugin_manager()
+    rows = [{"name": p.name, "module": p.module, "source": p.source,
+             "distribution": p.distribution, "version": p.version,
+             "registers": [f"{kind}:{name}" for kind, name in p.registered],
+             "error": p.error} for p in manager.infos]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        origin = f"{row['source']} ({row['distribution']} {row['version']})".rstrip()
+        print(f"{row['name']:<14} {origin}")
+        if row["error"]:
+            print(f"    FAILED: {row['error']}")
+        for kind, name in ((k, n) for k, n in (r.split(":", 1) for r in row["registers"])):
+            entry = manager.get(kind, name)
+            tasks = entry.meta.get("tasks")
+            extra = f" [tasks: {', '.join(tasks)}]" if tasks else ""
+            print(f"    {kind:<11} {name:<12} {entry.meta.get('summary', '')}{extra}")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from regen_bench.data.synth import write_synthetic
+
+    stats = write_synthetic(args.out, users=args.users, items=args.items, seed=args.seed)
+    for line in stats.lines():
+        print(line)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from regen_bench.runner import resolve_dataset
+
+    ds = resolve_dataset(args.dataset, args.data_dir)
+    lengths = [len(u) for u in ds.users]
+    n = sum(lengths)
+    print(f"dataset        {ds.name} ({ds.source})")
+    print(f"fingerprint    {ds.fingerprint}")
+    print(f"users          {len(ds.users)}")
+    print(f"items          {len(ds.catalog)}")
+    print(f"interactions   {n} ({n / max(len(ds.users), 1):.2f} items/user, "
+          f"min {min(lengths, default=0)}, max {max(lengths, default=0)})")
+    print(f"critiques      {ds.critique_coverage():.1%} of adjacent pairs")
+    for field, count in sorted(ds.report.unknown_fields.items()):
+        print(f"unknown field  {field}: {count} time(s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regen-bench",
+        description="Train, evaluate and compare models on the REGEN benchmark "
+                    "(recommendation with critiques and narratives).")
+    parser.add_argument("--version", action="version", version=f"regen-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train a model, evaluate it on the test split, write results",
+                         description="Train MODEL on TASK (leave-one-out split), rank the whole "
+                         "catalog for every test user and write a result JSON plus a per-sample "
+                         "jsonl under OUTPUT/<dataset>/<task>/.")
+    run.add_argument("--model", required=True, help="model plugin name (see `regen-bench plugins`)")
+    run.add_argument("--task", required=True,
+                     help="task: " + "; ".join(f"{t.name} ({t.description})"
+                                               for t in TASKS.values()))
+    run.add_argument("--dataset", default="mini",
+                     help="registered dataset name or path of a REGEN-format file (default: mini)")
+    run.add_argument("--data-dir", default=None, help="where dataset plugins look for files")
+    run.add_argument("--narrative", default=None,
+                     help="narrative type for the conversational task")
+    run.add_argument("--output", default="results", help="result folder (default: results)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="model option, repeatable (e.g. --set epochs=20 --set loss=bce)")
+    run.add_argument("--eval-batch-size", type=int, default=256,
+                     help="test examples scored at once; results do not depend on it")
+    run.add_argument("--tie-policy", default=DEFAULT_TIE_POLICY, choices=TIE_POLICIES,
+                     help="how items scoring exactly like the target count "
+                          f"(default: {DEFAULT_TIE_POLICY}: ties rank above the target)")
+    run.add_argument("--exclude-history", action="store_true",
+                     help="remove the user's earlier purchases from the ranking (default: kept)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    val = sub.add_parser("validate", help="check result files (schema, signature, per-sample data)")
+    val.add_argument("files", nargs="+", metavar="FILE")
+    val.set_defaults(func=_cmd_validate)
+
+    plug = sub.add_parser("plugins", help="list plugins, their versions and what they register")
+    plug.add_argument("--json", action="store_true", help="machine-readable output")
+    plug.set_defaults(func=_cmd_plugins)
+
+    data = sub.add_parser("data", help="dataset tools (synth, info)")
+    dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    synth = dsub.add_parser("synth", help="regenerate the simulated `mini` store (or a variant)")
+    synth.add_argument("--out", required=True, help="output REGEN-format file (.jsonl or .gz)")
+    synth.add_argument("--users", type=int, default=2000, help="number of users (default: 2000)")
+    synth.add_argument("--items", type=int, default=800, help="number of items (default: 800)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    synth.set_defaults(func=_cmd_synth)
+    info = dsub.add_parser("info", help="statistics of a dataset (name or path)")
+    info.add_argument("dataset", help="registered dataset name or REGEN-format file")
+    info.add_argument("--data-dir", default=None)
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except (UnknownNameError, DataFormatError, CliError, PluginError) as exc:
+        print(f"regen-bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, FileNotFoundError) as exc:
+        # Bad user input surfaces as ValueError (unknown model option, missing narrative...);
+        # REGEN_BENCH_DEBUG=1 shows the traceback when hunting a bug.
+        if os.environ.get("REGEN_BENCH_DEBUG"):
+            raise
+        print(f"regen-bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("regen-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

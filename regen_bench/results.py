@@ -1,0 +1,230 @@
+"""Result files: the pydantic schema, the signature, atomic writing and validation.
+
+A run writes ``<name>.json`` (this schema) and ``<name>.samples.jsonl`` (one line per test
+example, from which every ranking metric can be recomputed without re-running the model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from regen_bench.metrics.ranking import METRIC_NAMES, TIE_POLICIES, metrics_from_counts
+
+SCHEMA_VERSION = 1
+#: Prefix of metrics computed on the test examples whose target purchase carries a critique.
+CRITIQUED_PREFIX = "critiqued/"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelInfo(_Strict):
+    name: str
+    plugin: str
+    version: str
+    config: dict[str, Any]
+    parameters: int | None = None
+
+
+class TaskInfo(_Strict):
+    name: str
+    version: int
+    narrative_type: str | None = None
+
+
+class DatasetInfo(_Strict):
+    name: str
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$")
+    split: str
+    users: int = Field(ge=0)
+    items: int = Field(ge=1)
+    interactions: int = Field(ge=0)
+    skipped_users: int = Field(ge=0)
+    critique_coverage: float = Field(ge=0, le=1)
+
+
+class Protocol(_Strict):
+    ranking: Literal["full"] = "full"
+    tie_policy: str
+    exclude_history: bool
+    test_examples: int = Field(ge=1)
+    critiqued_examples: int = Field(ge=0)
+
+    @field_validator("tie_policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in TIE_POLICIES:
+            raise ValueError(f"unknown tie policy '{value}' (one of {', '.join(TIE_POLICIES)})")
+        return value
+
+
+class Environment(_Strict):
+    python: str
+    platform: str
+    numpy: str
+    torch: str | None = None
+    transformers: str | None = None
+    device: str = "cpu"
+
+
+class Result(_Strict):
+    """One (model, task, dataset, narrative type) evaluation."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    harness_version: str
+    git_commit: str | None = None
+    created: str
+    model: ModelInfo
+    task: TaskInfo
+    dataset: DatasetInfo
+    protocol: Protocol
+    metrics: dict[str, float]
+    timings: dict[str, float]
+    seeds: dict[str, int]
+    environment: Environment
+    fit_log: dict[str, Any] = Field(default_factory=dict)
+    samples_file: str
+    samples_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signature: str
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, number in value.items():
+            base = name.removeprefix(CRITIQUED_PREFIX)
+            if base not in METRIC_NAMES:
+                raise ValueError(f"unknown metric '{name}'")
+            if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+                raise ValueError(f"metric '{name}' = {number} is not a finite value in [0, 1]")
+        return value
+
+
+def signature(result: Result) -> str:
+    """sacreBLEU-style string naming everything that must agree for two numbers to compare."""
+    major = result.harness_version.split(".")[0]
+    parts = [
+        f"regen-bench:{major}",
+        f"data:{result.dataset.name}@{result.dataset.fingerprint[:12]}",
+        f"split:{result.dataset.split}",
+        f"task:{result.task.name}.v{result.task.version}",
+        f"rank:{result.protocol.ranking}",
+        f"ties:{result.protocol.tie_policy}",
+        f"hist:{'excluded' if result.protocol.exclude_history else 'kept'}",
+    ]
+    if result.task.narrative_type:
+        parts.append(f"narr:{result.task.narrative_type}")
+    return "|".join(parts)
+
+
+def _atomic_write(path: Path, chunks: Iterable[bytes]) -> str:
+    """Write via a temp file in the same folder then rename; return the sha256 of the bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                digest.update(chunk)
+                fh.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest.hexdigest()
+
+
+def write_samples(path: Path, samples: Iterable[dict[str, Any]]) -> str:
+    """Write the per-sample jsonl atomically; return its sha256."""
+    return _atomic_write(path, ((json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n")
+                                .encode("utf-8") for s in samples))
+
+
+def write_result(path: Path, result: Result) -> None:
+    """Write the result JSON atomically (pretty, sorted keys: stable diffs)."""
+    text = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    _atomic_write(path, [text.encode("utf-8")])
+
+
+class ResultError(ValueError):
+    """A result file is invalid; the message names the file and the problem."""
+
+
+def _metric_means(samples: list[dict[str, Any]], policy: str) -> dict[str, float]:
+    greater = np.array([s["greater"] for s in samples], dtype=np.int64)
+    ties = np.array([s["ties"] for s in samples], dtype=np.int64)
+    per = metrics_from_counts(greater, ties, policy)
+    return {name: float(per[name].mean()) for name in METRIC_NAMES}
+
+
+def recompute_metrics(samples: list[dict[str, Any]], policy: str) -> dict[str, float]:
+    """Ranking metrics from per-sample counts (all examples, and the critiqued subset)."""
+    metrics = _metric_means(samples, policy)
+    critiqued = [s for s in samples if s.get("has_critique")]
+    if critiqued:
+        metrics.update({CRITIQUED_PREFIX + k: v for k, v in _metric_means(critiqued, policy)
+                        .items()})
+    return metrics
+
+
+def load_result(path: str | os.PathLike[str], check_samples: bool = True) -> Result:
+    """Read and fully validate a result file; raise ResultError naming the problem."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        result = Result.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise ResultError(f"{path}: field '{where}': {first['msg']} "
+                          f"({exc.error_count()} problem(s))") from None
+    expected = signature(result)
+    if result.signature != expected:
+        raise ResultError(f"{path}: signature '{result.signature}' does not match its fields "
+                          f"(expected '{expected}')")
+    if check_samples:
+        _check_samples(path, result)
+    return result
+
+
+def _check_samples(path: Path, result: Result) -> None:
+    samples_path = path.parent / result.samples_file
+    if Path(result.samples_file).name != result.samples_file:
+        raise ResultError(f"{path}: samples_file must be a plain file name")
+    try:
+        data = samples_path.read_bytes()
+    except FileNotFoundError:
+        raise ResultError(f"{path}: per-sample file {samples_path} is missing") from None
+    if hashlib.sha256(data).hexdigest() != result.samples_sha256:
+        raise ResultError(f"{samples_path}: sha256 differs from the result file's samples_sha256")
+    samples = []
+    for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+        try:
+            sample = json.loads(line)
+            int(sample["greater"]), int(sample["ties"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ResultError(f"{samples_path}:{lineno}: bad sample ({exc})") from None
+        samples.append(sample)
+    if len(samples) != result.protocol.test_examples:
+        raise ResultError(f"{samples_path}: {len(samples)} samples, result says "
+                          f"{result.protocol.test_examples}")
+    again = recompute_metrics(samples, result.protocol.tie_policy)
+    for name, value in again.items():
+        if name in result.metrics and abs(result.metrics[name] - value) > 1e-9:
+            raise ResultError(f"{path}: metric '{name}' = {result.metrics[name]} but the "
+                              f"per-sample file gives {value}")

@@ -1,0 +1,221 @@
+"""run(model, task, dataset) -> Result: the one place that wires data, model and metrics."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import regen_bench
+from regen_bench.data.dataset import Dataset
+from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, TIE_POLICIES, rank_counts
+from regen_bench.model import Model
+from regen_bench.plugins import PluginManager, UnknownNameError, get_plugin_manager
+from regen_bench.results import (
+    DatasetInfo,
+    Environment,
+    ModelInfo,
+    Protocol,
+    Result,
+    TaskInfo,
+    recompute_metrics,
+    signature,
+    write_result,
+    write_samples,
+)
+from regen_bench.tasks import SPLIT, TASKS, Example, TaskData, build_task
+
+DEFAULT_DATASET = "mini"
+DEFAULT_OUTPUT = "results"
+TOP_K = 10
+
+
+class RunError(ValueError):
+    """A run cannot start (bad names, unsupported task...); the message says why."""
+
+
+@dataclass
+class RunOutput:
+    result: Result
+    result_path: Path
+    samples_path: Path
+
+
+def resolve_dataset(name_or_path: str, data_dir: str | None = None,
+                    plugins: PluginManager | None = None) -> Dataset:
+    """Load a registered dataset by name, or a REGEN-format file by path."""
+    plugins = plugins or get_plugin_manager()
+    if name_or_path in plugins.entries["dataset"]:
+        path = plugins.get("dataset", name_or_path).factory(data_dir=data_dir)
+        return Dataset.from_file(path, name=name_or_path)
+    if os.path.sep in name_or_path or os.path.exists(name_or_path):
+        if not os.path.isfile(name_or_path):
+            raise RunError(f"dataset file '{name_or_path}' does not exist")
+        return Dataset.from_file(name_or_path)
+    raise UnknownNameError("dataset", name_or_path, plugins.names("dataset"))
+
+
+def check_names(model: str, task: str, plugins: PluginManager) -> None:
+    """Fail fast (before loading data) on an unknown model/task or an unsupported pair."""
+    if task not in TASKS:
+        raise UnknownNameError("task", task, list(TASKS))
+    entry = plugins.get("model", model)
+    supported = tuple(entry.meta.get("tasks", ()))
+    if task not in supported:
+        raise RunError(f"model '{model}' does not support task '{task}' "
+                       f"(it supports: {', '.join(supported) or 'none'}); models for '{task}': "
+                       + ", ".join(n for n in plugins.names("model")
+                                   if task in plugins.get("model", n).meta.get("tasks", ())))
+
+
+def _batches(items: Sequence[Example], size: int) -> Iterator[Sequence[Example]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(regen_bench.__file__).parent, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _environment(model: Model) -> Environment:
+    return Environment(python=platform.python_version(), platform=platform.platform(),
+                       numpy=np.__version__, torch=_version("torch"),
+                       transformers=_version("transformers"),
+                       device=str(model.config().get("device", "cpu")))
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Top-k indices per row, best first; equal scores in catalog order (deterministic)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def evaluate(model: Model, data: TaskData, *, batch_size: int = 256,
+             exclude_history: bool = False, has_critique: Sequence[bool] | None = None,
+             progress: bool = True) -> list[dict[str, Any]]:
+    """Score the test examples in batches; return one record per example with its counts."""
+    samples: list[dict[str, Any]] = []
+    catalog = data.catalog
+    bar = tqdm(total=len(data.test), desc="evaluate", unit="ex", disable=not progress)
+    for batch in _batches(data.test, batch_size):
+        scores = np.asarray(model.score(batch), dtype=np.float32)
+        if scores.shape != (len(batch), len(catalog)):
+            raise RunError(f"model returned scores of shape {scores.shape}, expected "
+                           f"({len(batch)}, {len(catalog)})")
+        targets = np.array([ex.target for ex in batch], dtype=np.int64)
+        exclude = ([np.setdiff1d(ex.history, [ex.target]) for ex in batch]
+                   if exclude_history else None)
+        greater, ties = rank_counts(scores, targets, exclude)
+        if exclude is not None:
+            for row, ex_items in zip(scores, exclude, strict=True):
+                row[ex_items] = -np.inf
+        top = _top_k(scores, TOP_K)
+        for i, ex in enumerate(batch):
+            n = len(samples)
+            samples.append({
+                "user_id": ex.user_id,
+                "target": catalog[ex.target].asin,
+                "top_k": catalog.ids(top[i]),
+                "greater": int(greater[i]),
+                "ties": int(ties[i]),
+                "critique": ex.critique,
+                "has_critique": bool(has_critique[n]) if has_critique is not None else False,
+            })
+        bar.update(len(batch))
+    bar.close()
+    return samples
+
+
+def run(model: str, task: str, dataset: str = DEFAULT_DATASET, *,
+        narrative: str | None = None, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
+        seed: int = 0, config: dict[str, Any] | None = None, data_dir: str | None = None,
+        eval_batch_size: int = 256, tie_policy: str = DEFAULT_TIE_POLICY,
+        exclude_history: bool = False, progress: bool = True,
+        log: Callable[[str], None] = lambda _msg: None) -> RunOutput:
+    """Train ``model`` on ``task`` of ``dataset``, evaluate on the test split, write results."""
+    plugins = get_plugin_manager()
+    check_names(model, task, plugins)
+    if tie_policy not in TIE_POLICIES:
+        raise UnknownNameError("tie policy", tie_policy, list(TIE_POLICIES))
+    if eval_batch_size < 1:
+        raise RunError("eval batch size must be at least 1")
+    t0 = time.perf_counter()
+    ds = resolve_dataset(dataset, data_dir, plugins)
+    data = build_task(ds, task, narrative)
+    if not data.test:
+        raise RunError(f"dataset '{ds.name}' has no user with at least 3 purchases")
+    log(f"dataset {ds.name}: {len(ds.users)} users, {len(ds.catalog)} items, "
+        f"{len(data.test)} test examples")
+    entry = plugins.get("model", model)
+    random.seed(seed)
+    np.random.seed(seed)  # legacy global seed for plugins that still use it
+    instance: Model = entry.factory(ds.catalog, seed=seed, **(config or {}))
+    t_load = time.perf_counter()
+    fit_log = instance.fit(data.train, data.valid) or {}
+    t_fit = time.perf_counter()
+    by_user = {u.user_id: u for u in ds.users}
+    has_critique = [by_user[ex.user_id].critiques[-1] is not None for ex in data.test]
+    samples = evaluate(instance, data, batch_size=eval_batch_size,
+                          exclude_history=exclude_history, has_critique=has_critique,
+                          progress=progress)
+    t_eval = time.perf_counter()
+
+    out_dir = Path(output) / ds.name / task
+    stem = model + (f"__{narrative}" if narrative else "")
+    samples_path = out_dir / f"{stem}.samples.jsonl"
+    samples_sha = write_samples(samples_path, samples)
+    info = next((p for p in plugins.infos if p.name == entry.plugin), None)
+    result = Result(
+        harness_version=regen_bench.__version__,
+        git_commit=_git_commit(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=ModelInfo(name=model, plugin=entry.plugin,
+                        version=info.version if info else "", config=instance.config(),
+                        parameters=instance.num_parameters()),
+        task=TaskInfo(name=task, version=data.task.version, narrative_type=narrative),
+        dataset=DatasetInfo(name=ds.name, fingerprint=ds.fingerprint, split=SPLIT,
+                            users=len(ds.users), items=len(ds.catalog),
+                            interactions=sum(len(u) for u in ds.users),
+                            skipped_users=data.skipped_users,
+                            critique_coverage=ds.critique_coverage()),
+        protocol=Protocol(tie_policy=tie_policy, exclude_history=exclude_history,
+                          test_examples=len(samples), critiqued_examples=sum(has_critique)),
+        metrics=recompute_metrics(samples, tie_policy),
+        timings={"load_s": round(t_load - t0, 3), "fit_s": round(t_fit - t_load, 3),
+                 "evaluate_s": round(t_eval - t_fit, 3), "total_s": round(t_eval - t0, 3)},
+        seeds={"seed": seed},
+        environment=_environment(instance),
+        fit_log=fit_log,
+        samples_file=samples_path.name,
+        samples_sha256=samples_sha,
+        signature="",
+    )
+    result.signature = signature(result)
+    result_path = out_dir / f"{stem}.json"
+    write_result(result_path, result)
+    return RunOutput(result, result_path, samples_path)

@@ -1,0 +1,39 @@
+"""Leave-one-out split and what each task reveals."""
+
+from __future__ import annotations
+
+import pytest
+
+from regen_bench.data.dataset import Dataset
+from regen_bench.tasks import build_task
+
+
+def test_leave_one_out(records: list) -> None:
+    ds = Dataset.from_records("toy", records)
+    data = build_task(ds, "sequential")
+    assert data.skipped_users == 1  # u3 has 2 purchases
+    assert [u.items.tolist() for u in data.train] == [[0, 1], [1]]
+    assert [(e.history.tolist(), e.target) for e in data.valid] == [([0, 1], 2), ([1], 2)]
+    assert [(e.history.tolist(), e.target) for e in data.test] == [([0, 1, 2], 3), ([1, 2], 4)]
+
+
+def test_sequential_hides_critiques_critique_task_shows_them(records: list) -> None:
+    ds = Dataset.from_records("toy", records)
+    seq = build_task(ds, "sequential")
+    assert all(c is None for u in seq.train for c in u.critiques)
+    assert all(c is None for e in seq.valid + seq.test for c in (e.critique, *e.history_critiques))
+    crit = build_task(ds, "critique")
+    # u1's critique leads to purchase 2: the validation target
+    assert crit.valid[0].critique == "In black, please"
+    assert crit.test[0].history_critiques == (None, None, "In black, please")
+    assert crit.test[0].critique is None
+
+
+def test_conversational_needs_narrative_type(records: list) -> None:
+    ds = Dataset.from_records("toy", records)
+    with pytest.raises(ValueError, match="narrative type"):
+        build_task(ds, "conversational")
+    with pytest.raises(ValueError, match="takes no narrative"):
+        build_task(ds, "sequential", "purchase_reason")
+    conv = build_task(ds, "conversational", "purchase_reason")
+    assert conv.test[0].references["purchase_reason"] == "needed pens"
