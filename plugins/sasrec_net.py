@@ -138,10 +138,3 @@ def sample_negatives(rng: np.random.Generator, targets: np.ndarray,
             bad = np.isin(neg[row], items)
     return neg
 
-
-def ndcg_at_10(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-row NDCG@10 of one target, full ranking, pessimistic ties (ties rank above it)."""
-    target_scores = scores.gather(1, targets[:, None])
-    rank = (scores >= target_scores).sum(dim=1) - 1
-    gain = 1.0 / torch.log2(rank.to(torch.float64) + 2.0)
-    return torch.where(rank < 10, gain, torch.zeros_like(gain))

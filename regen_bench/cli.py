@@ -80,7 +80,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
     manager = get_plugin_manager()
-    rows = [{"name": p.name, "module": p.module, "source": p.source,
+    rows: list[dict[str, Any]] = [{"name": p.name, "module": p.module, "source": p.source,
              "distribution": p.distribution, "version": p.version,
              "registers": [f"{kind}:{name}" for kind, name in p.registered],
              "error": p.error} for p in manager.infos]

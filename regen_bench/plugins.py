@@ -102,8 +102,8 @@ class PluginManager:
 
     def register_plugin(self, plugin: ModuleType | object, name: str | None = None) -> None:
         """Register an in-process plugin object (used by tests and notebooks)."""
-        name = name or getattr(plugin, "__name__", type(plugin).__name__)
-        self._add(plugin, PluginInfo(name=name, module=str(name), source="manual"))
+        label = str(name or getattr(plugin, "__name__", type(plugin).__name__))
+        self._add(plugin, PluginInfo(name=label, module=label, source="manual"))
 
     def _fail(self, info: PluginInfo, message: str, exc: BaseException | None = None) -> None:
         info.error = message

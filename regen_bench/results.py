@@ -10,7 +10,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -18,9 +17,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from regen_bench.fileio import atomic_write
 from regen_bench.metrics.ranking import METRIC_NAMES, TIE_POLICIES, metrics_from_counts
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 #: Prefix of metrics computed on the test examples whose target purchase carries a critique.
 CRITIQUED_PREFIX = "critiqued/"
 
@@ -127,33 +127,16 @@ def signature(result: Result) -> str:
     return "|".join(parts)
 
 
-def _atomic_write(path: Path, chunks: Iterable[bytes]) -> str:
-    """Write via a temp file in the same folder then rename; return the sha256 of the bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                digest.update(chunk)
-                fh.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest.hexdigest()
-
-
 def write_samples(path: Path, samples: Iterable[dict[str, Any]]) -> str:
     """Write the per-sample jsonl atomically; return its sha256."""
-    return _atomic_write(path, ((json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n")
+    return atomic_write(path, ((json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n")
                                 .encode("utf-8") for s in samples))
 
 
 def write_result(path: Path, result: Result) -> None:
     """Write the result JSON atomically (pretty, sorted keys: stable diffs)."""
     text = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-    _atomic_write(path, [text.encode("utf-8")])
+    atomic_write(path, [text.encode("utf-8")])
 
 
 class ResultError(ValueError):

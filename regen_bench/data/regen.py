@@ -14,14 +14,13 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from regen_bench.data.schema import Interaction, Item, Narratives, UserRecord
+from regen_bench.fileio import atomic_write
 
 #: Field names (on a purchase_history entry) that hold the critique leading to that purchase.
 #: The first name is the one our writer emits.
@@ -255,22 +254,5 @@ def write_records(records: Iterable[UserRecord], path: str | os.PathLike[str]) -
     The gzip header carries no name or timestamp, so the same records give the same bytes.
     Returns the sha256 fingerprint of the (decompressed) content.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            out: IO[bytes] = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
-                              if path.suffix == ".gz" else raw)
-            for record in records:
-                line = dumps_record(record)
-                digest.update(line)
-                out.write(line)
-            if out is not raw:
-                out.close()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest.hexdigest()
+    return atomic_write(path, (dumps_record(r) for r in records),
+                        compress=str(path).endswith(".gz"))

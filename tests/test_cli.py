@@ -1,0 +1,129 @@
+"""The command line as a new user would meet it: runs, result files, validation, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from regen_bench.cli import main
+from regen_bench.data.regen import write_records
+from regen_bench.results import load_result
+from tests.conftest import make_record
+
+
+@pytest.fixture
+def toy_file(tmp_path: Path) -> Path:
+    """40 users over 12 items with a popular head, some critiques."""
+    records = []
+    for u in range(40):
+        asins = [f"B{(u * 7 + k * (1 + u % 3)) % 12:02d}" for k in range(3 + u % 5)]
+        asins = list(dict.fromkeys(asins))
+        if len(asins) < 3:
+            asins = ["B00", "B01", "B02"]
+        records.append(make_record(f"U{u:03d}", asins,
+                                   {len(asins) - 1: "A cheaper one"} if u % 4 == 0 else None))
+    path = tmp_path / "toy.jsonl.gz"
+    write_records(records, path)
+    return path
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_writes_valid_result_and_table(toy_file: Path, tmp_path: Path, capsys) -> None:
+    code, out, _ = _run(["run", "--model", "popularity", "--task", "critique", "--dataset",
+                         str(toy_file), "--output", str(tmp_path / "res"), "-q"], capsys)
+    assert code == 0, out
+    assert "ndcg@10" in out and "critiqued" in out and "signature: regen-bench:0|data:toy@" in out
+    result_path = tmp_path / "res" / "toy" / "critique" / "popularity.json"
+    result = load_result(result_path)
+    assert result.protocol.test_examples == 40
+    assert result.protocol.critiqued_examples == 10
+    assert result.dataset.items == 12
+    assert set(result.metrics) >= {"recall@10", "ndcg@10", "mrr", "critiqued/ndcg@10"}
+    samples = (result_path.parent / result.samples_file).read_text().splitlines()
+    assert len(samples) == 40 and len(json.loads(samples[0])["top_k"]) == 10
+    code, out, _ = _run(["validate", str(result_path)], capsys)
+    assert code == 0 and out.startswith("ok ")
+
+
+def test_validate_rejects_tampered_results(toy_file: Path, tmp_path: Path, capsys) -> None:
+    assert main(["run", "--model", "popularity", "--task", "sequential", "--dataset",
+                 str(toy_file), "--output", str(tmp_path), "-q"]) == 0
+    path = tmp_path / "toy" / "sequential" / "popularity.json"
+    original = json.loads(path.read_text())
+    cases = {
+        "metric": lambda d: d["metrics"].update({"ndcg@10": d["metrics"]["ndcg@10"] + 0.01}),
+        "signature": lambda d: d.update(signature=d["signature"].replace("pessimistic", "x")),
+        "nan": lambda d: d["metrics"].update({"mrr": float("nan")}),
+        "unknown": lambda d: d["metrics"].update({"hit@3": 0.5}),
+        "schema": lambda d: d.pop("seeds"),
+    }
+    for name, mutate in cases.items():
+        data = json.loads(json.dumps(original))
+        mutate(data)
+        bad = tmp_path / "toy" / "sequential" / f"bad_{name}.json"
+        bad.write_text(json.dumps(data))
+        code, _, err = _run(["validate", str(bad)], capsys)
+        assert code == 1, name
+        assert f"INVALID {bad}" in err, name
+    (tmp_path / "toy" / "sequential" / "popularity.samples.jsonl").write_text("{}\n")
+    code, _, err = _run(["validate", str(path)], capsys)
+    assert code == 1 and "sha256" in err
+
+
+def test_results_do_not_depend_on_eval_batch_size(toy_file: Path, tmp_path: Path) -> None:
+    texts = []
+    for bs in (1, 7, 512):
+        out = tmp_path / f"bs{bs}"
+        assert main(["run", "--model", "popularity", "--task", "sequential", "--dataset",
+                     str(toy_file), "--output", str(out), "-q", "--eval-batch-size",
+                     str(bs)]) == 0
+        texts.append((out / "toy/sequential/popularity.samples.jsonl").read_text())
+    assert texts[0] == texts[1] == texts[2]
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["run", "--model", "nope", "--task", "sequential"], "unknown model 'nope'"),
+    (["run", "--model", "popularty", "--task", "sequential"], "Did you mean 'popularity'?"),
+    (["run", "--model", "popularity", "--task", "seq"], "unknown task 'seq'"),
+    (["run", "--model", "popularity", "--task", "conversational"],
+     "does not support task 'conversational'"),
+    (["run", "--model", "popularity", "--task", "sequential", "--dataset", "nowhere"],
+     "unknown dataset 'nowhere'"),
+    (["run", "--model", "popularity", "--task", "sequential", "--set", "depth=3"],
+     "unknown option(s) for Popularity: depth"),
+])
+def test_bad_names_exit_2_with_one_line(args: list[str], needle: str, capsys) -> None:
+    code, out, err = _run(args, capsys)
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("regen-bench: error: ") and needle in last
+    assert "Traceback" not in err
+
+
+def test_unknown_model_lists_the_models(capsys) -> None:
+    _, _, err = _run(["run", "--model", "nope", "--task", "sequential"], capsys)
+    assert "popularity" in err and "sasrec" in err
+
+
+def test_bad_dataset_file_names_line(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"reviewer_id": "x"}\n')
+    code, _, err = _run(["run", "--model", "popularity", "--task", "sequential",
+                         "--dataset", str(bad)], capsys)
+    assert code == 2 and "bad.jsonl:1: field 'purchase_history': missing" in err
+
+
+def test_console_script_plugins_lists_entry_points() -> None:
+    exe = Path(sys.executable).parent / "regen-bench"
+    out = subprocess.run([str(exe), "plugins"], capture_output=True, text=True, check=True)
+    assert "popularity" in out.stdout and "sasrec" in out.stdout
+    assert "entry point (regen-bench" in out.stdout
