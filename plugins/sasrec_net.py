@@ -30,8 +30,9 @@ class CausalSelfAttention(nn.Module):
         self.v = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, hidden)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor,
-                allowed: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor
+    ) -> torch.Tensor:
         b, t, d = query.shape
         h = self.heads
 
@@ -39,8 +40,12 @@ class CausalSelfAttention(nn.Module):
             return x.view(b, t, h, d // h).transpose(1, 2)
 
         out = F.scaled_dot_product_attention(
-            split(self.q(query)), split(self.k(keys)), split(self.v(keys)),
-            attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0)
+            split(self.q(query)),
+            split(self.k(keys)),
+            split(self.v(keys)),
+            attn_mask=allowed,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
         return self.out(out.transpose(1, 2).reshape(b, t, d))
 
 
@@ -53,8 +58,11 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(hidden, heads, dropout)
         self.ffn_norm = nn.LayerNorm(hidden, eps=LN_EPS)
         self.ffn = nn.Sequential(
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.Dropout(dropout),
         )
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -67,8 +75,9 @@ class Block(nn.Module):
 class SASRecNet(nn.Module):
     """Item + learned position embeddings, causal blocks, item embedding shared as output."""
 
-    def __init__(self, n_items: int, hidden: int, blocks: int, heads: int, dropout: float,
-                 max_len: int):
+    def __init__(
+        self, n_items: int, hidden: int, blocks: int, heads: int, dropout: float, max_len: int
+    ):
         super().__init__()
         self.max_len = max_len
         self.scale = math.sqrt(hidden)
@@ -115,18 +124,19 @@ def left_pad(seqs: list[np.ndarray], length: int) -> np.ndarray:
     for row, seq in enumerate(seqs):
         tail = np.asarray(seq, dtype=np.int64)[-length:] if length else seq[:0]
         if len(tail):
-            out[row, length - len(tail):] = tail + 1
+            out[row, length - len(tail) :] = tail + 1
     return out
 
 
 def trim(batch: np.ndarray) -> np.ndarray:
     """Drop the all-padding leading columns (training only; positions stay right-aligned)."""
     filled = int((batch > 0).sum(axis=1).max()) if len(batch) else 0
-    return batch[:, batch.shape[1] - max(filled, 1):]
+    return batch[:, batch.shape[1] - max(filled, 1) :]
 
 
-def sample_negatives(rng: np.random.Generator, targets: np.ndarray,
-                     seen: list[np.ndarray], n_items: int) -> np.ndarray:
+def sample_negatives(
+    rng: np.random.Generator, targets: np.ndarray, seen: list[np.ndarray], n_items: int
+) -> np.ndarray:
     """One uniform negative (shifted id) per position, never an item of that user's sequence."""
     neg = rng.integers(1, n_items + 1, size=targets.shape)
     for row, items in enumerate(seen):
@@ -137,4 +147,3 @@ def sample_negatives(rng: np.random.Generator, targets: np.ndarray,
             neg[row, bad] = rng.integers(1, n_items + 1, size=int(bad.sum()))
             bad = np.isin(neg[row], items)
     return neg
-

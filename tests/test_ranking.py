@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from fractions import Fraction
 
 import numpy as np
@@ -16,10 +17,15 @@ from regen_bench.metrics import (
     mean_metrics,
     metrics_from_counts,
     rank_counts,
-    ranking,
     score_and_count,
 )
-from regen_bench.metrics.ranking import _count_block_torch, harmonic_diff
+from regen_bench.metrics.ranking import (
+    NaNScoresError,
+    _count_block_torch,
+    _run_workers,
+    _scores_provably_finite,
+    harmonic_diff,
+)
 
 
 def metric_at(rank: int) -> dict[str, float]:
@@ -218,6 +224,11 @@ def test_nan_raises_naming_row() -> None:
     users[1] = torch.tensor([float("inf"), float("-inf")])
     with pytest.raises(ValueError, match="row 1"):
         score_and_count(users, items, np.array([0, 0, 0]))
+    # Finite inputs whose products can overflow (and, kernel permitting, give inf - inf) turn
+    # the per-row NaN check back on; ordinary embeddings skip it.
+    assert not _scores_provably_finite(torch.tensor([[1e30, -1e30]]), torch.tensor([[1e10, 1.0]]))
+    assert not _scores_provably_finite(users, items)
+    assert _scores_provably_finite(torch.randn(5, 3), torch.randn(7, 3) * 1e6)
     inf_scores = np.array([[np.inf, 1.0, np.inf, -np.inf]])
     g, t = rank_counts(inf_scores, [0])
     assert (int(g[0]), int(t[0])) == (0, 1)
@@ -258,8 +269,10 @@ def _to_float32_reference(arr: object) -> np.ndarray:
     return np.asarray(arr, dtype=np.float32)
 
 
-@pytest.mark.parametrize("chunk_size", [None, 1, 7, 64])
-def test_score_and_count_matches_materialised(chunk_size: int | None) -> None:
+@pytest.mark.parametrize(("chunk_size", "n_threads"), [(None, None), (1, 1), (7, 2), (64, 3)])
+def test_score_and_count_matches_materialised(
+    chunk_size: int | None, n_threads: int | None
+) -> None:
     rng = np.random.default_rng(99)
     users = rng.standard_normal((203, 16)).astype(np.float32)
     items = rng.standard_normal((157, 16)).astype(np.float32)
@@ -267,13 +280,15 @@ def test_score_and_count_matches_materialised(chunk_size: int | None) -> None:
     users[::5] = 0.0  # all-zero users tie every item
     targets = rng.integers(0, 157, size=203)
     targets[::7] = 3
-    g, t = score_and_count(torch.from_numpy(users), torch.from_numpy(items), targets, chunk_size)
+    g, t = score_and_count(
+        torch.from_numpy(users), torch.from_numpy(items), targets, chunk_size, n_threads=n_threads
+    )
     full = torch.from_numpy(users) @ torch.from_numpy(items).T
     g_ref, t_ref = rank_counts(full, targets)
     np.testing.assert_array_equal(g, g_ref)
     np.testing.assert_array_equal(t, t_ref)
     assert t.max() == 156 and (t[::7] >= 10).all()
-    g_np, t_np = score_and_count(users, items, targets, chunk_size)  # numpy inputs accepted
+    g_np, t_np = score_and_count(users, items, targets, chunk_size, n_threads=n_threads)
     np.testing.assert_array_equal(g_np, g_ref)
     np.testing.assert_array_equal(t_np, t_ref)
 
@@ -302,18 +317,37 @@ def test_empty_accumulator_and_shapes() -> None:
     assert res["recall@1"] == 0.5 and res["mrr"] == pytest.approx((1 + 1 / 21) / 2)
 
 
-def test_threaded_counting_matches_and_names_first_bad_row(
-    monkeypatch: pytest.MonkeyPatch, tied_scores: tuple[np.ndarray, np.ndarray]
-) -> None:
-    scores, targets = tied_scores
-    want = rank_counts(scores, targets)
-    monkeypatch.setattr(ranking, "_PARALLEL_MIN_ELEMENTS", 0)
-    monkeypatch.setattr(ranking, "_n_threads", lambda: 4)
-    got = rank_counts(scores, targets)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
-    bad = scores.copy()
-    bad[50, 1] = np.nan  # in the last part
-    bad[20, 2] = np.nan  # in an earlier part: this one must be named
-    with pytest.raises(ValueError, match="row 20 "):
-        rank_counts(bad, targets)
+def test_threaded_scoring_names_first_bad_row_and_restores_threads() -> None:
+    rng = np.random.default_rng(5)
+    users = rng.standard_normal((60, 8)).astype(np.float32)
+    items = rng.standard_normal((30, 8)).astype(np.float32)
+    targets = rng.integers(0, 30, size=60)
+    want = rank_counts(users @ items.T, targets)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = score_and_count(users, items, targets, chunk_size=4, n_threads=3)
+        assert torch.get_num_threads() == 2
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        users[50, 0] = np.nan  # a late chunk
+        users[21, 3] = np.nan  # an earlier chunk: this one must be named
+        for _ in range(5):  # chunk-to-worker assignment varies from run to run
+            with pytest.raises(ValueError, match="row 21 "):
+                score_and_count(users, items, targets, chunk_size=4, n_threads=3)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_workers_report_earliest_failing_row() -> None:
+    # Both chunks are taken before either fails, so both errors are recorded.
+    barrier = threading.Barrier(2, timeout=10)
+
+    def do_chunk(start: int, buf: object) -> None:
+        barrier.wait()
+        raise NaNScoresError(start + 3)
+
+    with pytest.raises(NaNScoresError, match="row 3 ") as info:
+        _run_workers(2, [0, 10], lambda: None, do_chunk)
+    assert info.value.row == 3

@@ -14,13 +14,22 @@ from regen_bench.tasks import TaskData, build_task
 
 pytest.importorskip("torch")
 
-from regen_bench_plugins import sasrec  # noqa: E402
-from regen_bench_plugins.sasrec import SASRec  # noqa: E402
+from regen_bench_plugins import sasrec
+from regen_bench_plugins.sasrec import SASRec
 
 N_ITEMS = 12
 #: A tiny, fast configuration (the defaults are sized for the mini data set).
-TINY = {"hidden": 16, "blocks": 1, "heads": 1, "dropout": 0.0, "max_len": 8, "lr": 1e-2,
-        "batch_size": 32, "epochs": 40, "patience": 3}
+TINY = {
+    "hidden": 16,
+    "blocks": 1,
+    "heads": 1,
+    "dropout": 0.0,
+    "max_len": 8,
+    "lr": 1e-2,
+    "batch_size": 32,
+    "epochs": 40,
+    "patience": 3,
+}
 
 
 def _successor_data(n_users: int = 60, seed: int = 0) -> TaskData:
@@ -30,10 +39,13 @@ def _successor_data(n_users: int = 60, seed: int = 0) -> TaskData:
     for u in range(n_users):
         start, length = int(rng.integers(N_ITEMS)), int(rng.integers(4, 11))
         asins = [f"I{(start + k) % N_ITEMS:02d}" for k in range(length)]
-        records.append(UserRecord(
-            user_id=f"u{u}",
-            interactions=[Interaction(a, 1_500_000_000 + k, 5.0) for k, a in enumerate(asins)],
-            items={a: Item(a, f"item {a}") for a in asins}))
+        records.append(
+            UserRecord(
+                user_id=f"u{u}",
+                interactions=[Interaction(a, 1_500_000_000 + k, 5.0) for k, a in enumerate(asins)],
+                items={a: Item(a, f"item {a}") for a in asins},
+            )
+        )
     return build_task(Dataset.from_records("successor", records), "sequential")
 
 
@@ -62,8 +74,7 @@ def test_shape_and_dtype(data: TaskData, trained: tuple[SASRec, dict]) -> None:
     assert trained[0].score([]).shape == (0, len(data.catalog))
 
 
-def test_early_stopping_restores_best_weights(data: TaskData,
-                                              trained: tuple[SASRec, dict]) -> None:
+def test_early_stopping_restores_best_weights(data: TaskData, trained: tuple[SASRec, dict]) -> None:
     model, log = trained
     assert 1 <= log["best_epoch"] <= log["epochs"] <= TINY["epochs"]
     assert len(log["valid_ndcg@10"]) == log["epochs"]
@@ -94,8 +105,7 @@ def test_same_seed_same_scores(data: TaskData) -> None:
     assert not np.array_equal(runs[0], runs[2])
 
 
-def test_scores_do_not_depend_on_the_batch(data: TaskData,
-                                           trained: tuple[SASRec, dict]) -> None:
+def test_scores_do_not_depend_on_the_batch(data: TaskData, trained: tuple[SASRec, dict]) -> None:
     model = trained[0]
     lengths = [len(ex.history) for ex in data.test]
     # Short, long and longer-than-max_len histories together.
@@ -139,7 +149,7 @@ def test_config_and_parameters(data: TaskData) -> None:
     assert rebuilt.config() == cfg
     # item table (N+1) + positions + one block (4 linears, 2 FFN linears, 2 LN) + final LN
     h = TINY["hidden"]
-    expected = ((N_ITEMS + 1) * h + TINY["max_len"] * h + 6 * (h * h + h) + 2 * 2 * h + 2 * h)
+    expected = (N_ITEMS + 1) * h + TINY["max_len"] * h + 6 * (h * h + h) + 2 * 2 * h + 2 * h
     assert model.num_parameters() == expected
 
 
@@ -149,15 +159,18 @@ def test_command_line_strings_are_coerced(data: TaskData) -> None:
     assert (cfg["hidden"], cfg["lr"], cfg["mask_history"]) == (16, 0.01, True)
 
 
-@pytest.mark.parametrize("bad", [
-    {"hiden": 32},
-    {"loss": "hinge"},
-    {"hidden": 30, "heads": 4},
-    {"dropout": 1.0},
-    {"blocks": 0},
-    {"hidden": "wide"},
-    {"device": "no-such-device"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"hiden": 32},
+        {"loss": "hinge"},
+        {"hidden": 30, "heads": 4},
+        {"dropout": 1.0},
+        {"blocks": 0},
+        {"hidden": "wide"},
+        {"device": "no-such-device"},
+    ],
+)
 def test_bad_options_raise_value_error(data: TaskData, bad: dict) -> None:
     with pytest.raises(ValueError):
         SASRec(data.catalog, **bad)
@@ -172,13 +185,14 @@ def test_registered_for_sequential_and_critique() -> None:
 
 
 def test_module_import_does_not_import_torch() -> None:
-    code = ("import sys, regen_bench_plugins.sasrec; "
-            "assert 'torch' not in sys.modules, 'torch imported eagerly'")
+    code = (
+        "import sys, regen_bench_plugins.sasrec; "
+        "assert 'torch' not in sys.modules, 'torch imported eagerly'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_missing_torch_gives_install_hint(data: TaskData,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_torch_gives_install_hint(data: TaskData, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
     monkeypatch.delitem(sys.modules, "regen_bench_plugins.sasrec_net", raising=False)
     with pytest.raises(ImportError, match=r"pip install torch==2\.13\.0"):
