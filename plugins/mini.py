@@ -17,5 +17,8 @@ def mini_path(data_dir: str | None = None) -> Path:
 
 @hookimpl
 def register_datasets(register: Any) -> None:
-    register("mini", mini_path,
-             summary="embedded simulated office-supplies store (2,000 users, 800 items)")
+    register(
+        "mini",
+        mini_path,
+        summary="embedded simulated office-supplies store (2,000 users, 800 items)",
+    )

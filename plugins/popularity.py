@@ -30,5 +30,9 @@ class Popularity(Model):
 
 @hookimpl
 def register_models(register: Any) -> None:
-    register("popularity", Popularity, tasks=("sequential", "critique"),
-             summary="most bought items in the training split (non-personalised baseline)")
+    register(
+        "popularity",
+        Popularity,
+        tasks=("sequential", "critique"),
+        summary="most bought items in the training split (non-personalised baseline)",
+    )

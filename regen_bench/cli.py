@@ -39,14 +39,26 @@ def _parse_set(pairs: Sequence[str]) -> dict[str, Any]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from regen_bench.runner import run
 
-    out = run(args.model, args.task, args.dataset, narrative=args.narrative,
-              output=args.output, seed=args.seed, config=_parse_set(args.set),
-              data_dir=args.data_dir, eval_batch_size=args.eval_batch_size,
-              tie_policy=args.tie_policy, exclude_history=args.exclude_history,
-              progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    out = run(
+        args.model,
+        args.task,
+        args.dataset,
+        narrative=args.narrative,
+        output=args.output,
+        seed=args.seed,
+        config=_parse_set(args.set),
+        data_dir=args.data_dir,
+        eval_batch_size=args.eval_batch_size,
+        tie_policy=args.tie_policy,
+        exclude_history=args.exclude_history,
+        progress=not args.quiet,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     r = out.result
-    print(f"{r.model.name} on {r.task.name} ({r.dataset.name}, "
-          f"{r.protocol.test_examples} test users, full ranking over {r.dataset.items} items)")
+    print(
+        f"{r.model.name} on {r.task.name} ({r.dataset.name}, "
+        f"{r.protocol.test_examples} test users, full ranking over {r.dataset.items} items)"
+    )
     width = max(len(m) for m in METRIC_NAMES)
     crit = any(k.startswith("critiqued/") for k in r.metrics)
     header = f"  {'metric':<{width}}  {'all':>8}" + (f"  {'critiqued':>9}" if crit else "")
@@ -73,17 +85,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(f"INVALID {exc}", file=sys.stderr)
             bad += 1
         else:
-            print(f"ok {path}: {result.model.name} / {result.task.name} / "
-                  f"{result.dataset.name} ({result.signature})")
+            print(
+                f"ok {path}: {result.model.name} / {result.task.name} / "
+                f"{result.dataset.name} ({result.signature})"
+            )
     return 1 if bad else 0
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
     manager = get_plugin_manager()
-    rows: list[dict[str, Any]] = [{"name": p.name, "module": p.module, "source": p.source,
-             "distribution": p.distribution, "version": p.version,
-             "registers": [f"{kind}:{name}" for kind, name in p.registered],
-             "error": p.error} for p in manager.infos]
+    rows: list[dict[str, Any]] = [
+        {
+            "name": p.name,
+            "module": p.module,
+            "source": p.source,
+            "distribution": p.distribution,
+            "version": p.version,
+            "registers": [f"{kind}:{name}" for kind, name in p.registered],
+            "error": p.error,
+        }
+        for p in manager.infos
+    ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -120,8 +142,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"fingerprint    {ds.fingerprint}")
     print(f"users          {len(ds.users)}")
     print(f"items          {len(ds.catalog)}")
-    print(f"interactions   {n} ({n / max(len(ds.users), 1):.2f} items/user, "
-          f"min {min(lengths, default=0)}, max {max(lengths, default=0)})")
+    print(
+        f"interactions   {n} ({n / max(len(ds.users), 1):.2f} items/user, "
+        f"min {min(lengths, default=0)}, max {max(lengths, default=0)})"
+    )
     print(f"critiques      {ds.critique_coverage():.1%} of adjacent pairs")
     for field, count in sorted(ds.report.unknown_fields.items()):
         print(f"unknown field  {field}: {count} time(s)")
@@ -132,34 +156,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="regen-bench",
         description="Train, evaluate and compare models on the REGEN benchmark "
-                    "(recommendation with critiques and narratives).")
+        "(recommendation with critiques and narratives).",
+    )
     parser.add_argument("--version", action="version", version=f"regen-bench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="train a model, evaluate it on the test split, write results",
-                         description="Train MODEL on TASK (leave-one-out split), rank the whole "
-                         "catalog for every test user and write a result JSON plus a per-sample "
-                         "jsonl under OUTPUT/<dataset>/<task>/.")
+    run = sub.add_parser(
+        "run",
+        help="train a model, evaluate it on the test split, write results",
+        description="Train MODEL on TASK (leave-one-out split), rank the whole "
+        "catalog for every test user and write a result JSON plus a per-sample "
+        "jsonl under OUTPUT/<dataset>/<task>/.",
+    )
     run.add_argument("--model", required=True, help="model plugin name (see `regen-bench plugins`)")
-    run.add_argument("--task", required=True,
-                     help="task: " + "; ".join(f"{t.name} ({t.description})"
-                                               for t in TASKS.values()))
-    run.add_argument("--dataset", default="mini",
-                     help="registered dataset name or path of a REGEN-format file (default: mini)")
+    run.add_argument(
+        "--task",
+        required=True,
+        help="task: " + "; ".join(f"{t.name} ({t.description})" for t in TASKS.values()),
+    )
+    run.add_argument(
+        "--dataset",
+        default="mini",
+        help="registered dataset name or path of a REGEN-format file (default: mini)",
+    )
     run.add_argument("--data-dir", default=None, help="where dataset plugins look for files")
-    run.add_argument("--narrative", default=None,
-                     help="narrative type for the conversational task")
+    run.add_argument("--narrative", default=None, help="narrative type for the conversational task")
     run.add_argument("--output", default="results", help="result folder (default: results)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="model option, repeatable (e.g. --set epochs=20 --set loss=bce)")
-    run.add_argument("--eval-batch-size", type=int, default=256,
-                     help="test examples scored at once; results do not depend on it")
-    run.add_argument("--tie-policy", default=DEFAULT_TIE_POLICY, choices=TIE_POLICIES,
-                     help="how items scoring exactly like the target count "
-                          f"(default: {DEFAULT_TIE_POLICY}: ties rank above the target)")
-    run.add_argument("--exclude-history", action="store_true",
-                     help="remove the user's earlier purchases from the ranking (default: kept)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option, repeatable (e.g. --set epochs=20 --set loss=bce)",
+    )
+    run.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=256,
+        help="test examples scored at once; results do not depend on it",
+    )
+    run.add_argument(
+        "--tie-policy",
+        default=DEFAULT_TIE_POLICY,
+        choices=TIE_POLICIES,
+        help="how items scoring exactly like the target count "
+        f"(default: {DEFAULT_TIE_POLICY}: ties rank above the target)",
+    )
+    run.add_argument(
+        "--exclude-history",
+        action="store_true",
+        help="remove the user's earlier purchases from the ranking (default: kept)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 

@@ -17,8 +17,9 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike[str], chunks: Iterable[bytes],
-                 compress: bool = False) -> str:
+def atomic_write(
+    path: str | os.PathLike[str], chunks: Iterable[bytes], compress: bool = False
+) -> str:
     """Write ``chunks`` to ``path`` all-or-nothing; return the sha256 of the uncompressed bytes.
 
     With ``compress`` the file is gzip without name or timestamp, so equal content gives equal

@@ -28,8 +28,9 @@ class Model(abc.ABC):
         self.catalog = catalog
         self.seed = seed
         if config:
-            raise ValueError(f"unknown option(s) for {type(self).__name__}: "
-                             f"{', '.join(sorted(config))}")
+            raise ValueError(
+                f"unknown option(s) for {type(self).__name__}: {', '.join(sorted(config))}"
+            )
 
     def fit(self, train: Sequence[UserSequence], valid: Sequence[Example]) -> dict[str, Any]:
         """Train on ``train`` (early-stop on ``valid``); return a small log (epochs, best...)."""

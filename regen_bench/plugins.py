@@ -37,8 +37,10 @@ class UnknownNameError(LookupError):
         close = difflib.get_close_matches(name, choices, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         label = kind.replace("_", " ")
-        super().__init__(f"unknown {label} '{name}'.{hint} "
-                         f"Choose from: {', '.join(choices) or '(none registered)'}")
+        super().__init__(
+            f"unknown {label} '{name}'.{hint} "
+            f"Choose from: {', '.join(choices) or '(none registered)'}"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,13 @@ class PluginManager:
                 continue
             seen.add(ep.name)
             dist = ep.dist
-            info = PluginInfo(name=ep.name, module=ep.value, source="entry point",
-                              version=dist.version if dist else "",
-                              distribution=dist.metadata["Name"] if dist else "")
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                source="entry point",
+                version=dist.version if dist else "",
+                distribution=dist.metadata["Name"] if dist else "",
+            )
             try:
                 module = ep.load()
             except Exception as exc:  # any import failure of a plugin is reported, not fatal
@@ -125,8 +131,9 @@ class PluginManager:
                 if impl is None:
                     continue
 
-                def register(name: str, factory: Callable[..., Any], _kind: str = kind,
-                             **meta: Any) -> None:
+                def register(
+                    name: str, factory: Callable[..., Any], _kind: str = kind, **meta: Any
+                ) -> None:
                     if not isinstance(name, str) or not name:
                         raise PluginError(f"{_kind} name must be a non-empty string")
                     if not callable(factory):
@@ -136,11 +143,15 @@ class PluginManager:
                 impl(register=register)
             for entry in staged:
                 owner = self.entries[entry.kind].get(entry.name)
-                if owner is not None or sum(
-                        e.kind == entry.kind and e.name == entry.name for e in staged) > 1:
+                if (
+                    owner is not None
+                    or sum(e.kind == entry.kind and e.name == entry.name for e in staged) > 1
+                ):
                     who = owner.plugin if owner else info.name
-                    raise PluginError(f"duplicate {entry.kind} name '{entry.name}' "
-                                      f"(already registered by '{who}')")
+                    raise PluginError(
+                        f"duplicate {entry.kind} name '{entry.name}' "
+                        f"(already registered by '{who}')"
+                    )
         except Exception as exc:
             self.pm.unregister(plugin)
             self._fail(info, f"registration failed: {exc}", exc)

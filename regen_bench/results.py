@@ -129,8 +129,13 @@ def signature(result: Result) -> str:
 
 def write_samples(path: Path, samples: Iterable[dict[str, Any]]) -> str:
     """Write the per-sample jsonl atomically; return its sha256."""
-    return atomic_write(path, ((json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n")
-                                .encode("utf-8") for s in samples))
+    return atomic_write(
+        path,
+        (
+            (json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+            for s in samples
+        ),
+    )
 
 
 def write_result(path: Path, result: Result) -> None:
@@ -155,8 +160,9 @@ def recompute_metrics(samples: list[dict[str, Any]], policy: str) -> dict[str, f
     metrics = _metric_means(samples, policy)
     critiqued = [s for s in samples if s.get("has_critique")]
     if critiqued:
-        metrics.update({CRITIQUED_PREFIX + k: v for k, v in _metric_means(critiqued, policy)
-                        .items()})
+        metrics.update(
+            {CRITIQUED_PREFIX + k: v for k, v in _metric_means(critiqued, policy).items()}
+        )
     return metrics
 
 
@@ -174,12 +180,15 @@ def load_result(path: str | os.PathLike[str], check_samples: bool = True) -> Res
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise ResultError(f"{path}: field '{where}': {first['msg']} "
-                          f"({exc.error_count()} problem(s))") from None
+        raise ResultError(
+            f"{path}: field '{where}': {first['msg']} ({exc.error_count()} problem(s))"
+        ) from None
     expected = signature(result)
     if result.signature != expected:
-        raise ResultError(f"{path}: signature '{result.signature}' does not match its fields "
-                          f"(expected '{expected}')")
+        raise ResultError(
+            f"{path}: signature '{result.signature}' does not match its fields "
+            f"(expected '{expected}')"
+        )
     if check_samples:
         _check_samples(path, result)
     return result
@@ -204,10 +213,13 @@ def _check_samples(path: Path, result: Result) -> None:
             raise ResultError(f"{samples_path}:{lineno}: bad sample ({exc})") from None
         samples.append(sample)
     if len(samples) != result.protocol.test_examples:
-        raise ResultError(f"{samples_path}: {len(samples)} samples, result says "
-                          f"{result.protocol.test_examples}")
+        raise ResultError(
+            f"{samples_path}: {len(samples)} samples, result says {result.protocol.test_examples}"
+        )
     again = recompute_metrics(samples, result.protocol.tie_policy)
     for name, value in again.items():
         if name in result.metrics and abs(result.metrics[name] - value) > 1e-9:
-            raise ResultError(f"{path}: metric '{name}' = {result.metrics[name]} but the "
-                              f"per-sample file gives {value}")
+            raise ResultError(
+                f"{path}: metric '{name}' = {result.metrics[name]} but the "
+                f"per-sample file gives {value}"
+            )

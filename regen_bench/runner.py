@@ -52,8 +52,9 @@ class RunOutput:
     samples_path: Path
 
 
-def resolve_dataset(name_or_path: str, data_dir: str | None = None,
-                    plugins: PluginManager | None = None) -> Dataset:
+def resolve_dataset(
+    name_or_path: str, data_dir: str | None = None, plugins: PluginManager | None = None
+) -> Dataset:
     """Load a registered dataset by name, or a REGEN-format file by path."""
     plugins = plugins or get_plugin_manager()
     if name_or_path in plugins.entries["dataset"]:
@@ -73,15 +74,20 @@ def check_names(model: str, task: str, plugins: PluginManager) -> None:
     entry = plugins.get("model", model)
     supported = tuple(entry.meta.get("tasks", ()))
     if task not in supported:
-        raise RunError(f"model '{model}' does not support task '{task}' "
-                       f"(it supports: {', '.join(supported) or 'none'}); models for '{task}': "
-                       + ", ".join(n for n in plugins.names("model")
-                                   if task in plugins.get("model", n).meta.get("tasks", ())))
+        raise RunError(
+            f"model '{model}' does not support task '{task}' "
+            f"(it supports: {', '.join(supported) or 'none'}); models for '{task}': "
+            + ", ".join(
+                n
+                for n in plugins.names("model")
+                if task in plugins.get("model", n).meta.get("tasks", ())
+            )
+        )
 
 
 def _batches(items: Sequence[Example], size: int) -> Iterator[Sequence[Example]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _version(dist: str) -> str | None:
@@ -93,18 +99,28 @@ def _version(dist: str) -> str | None:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(regen_bench.__file__).parent, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(regen_bench.__file__).parent,
+            timeout=5,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
 
 
 def _environment(model: Model) -> Environment:
-    return Environment(python=platform.python_version(), platform=platform.platform(),
-                       numpy=np.__version__, torch=_version("torch"),
-                       transformers=_version("transformers"),
-                       device=str(model.config().get("device", "cpu")))
+    return Environment(
+        python=platform.python_version(),
+        platform=platform.platform(),
+        numpy=np.__version__,
+        torch=_version("torch"),
+        transformers=_version("transformers"),
+        device=str(model.config().get("device", "cpu")),
+    )
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -115,9 +131,15 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def evaluate(model: Model, data: TaskData, *, batch_size: int = 256,
-             exclude_history: bool = False, has_critique: Sequence[bool] | None = None,
-             progress: bool = True) -> list[dict[str, Any]]:
+def evaluate(
+    model: Model,
+    data: TaskData,
+    *,
+    batch_size: int = 256,
+    exclude_history: bool = False,
+    has_critique: Sequence[bool] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Score the test examples in batches; return one record per example with its counts."""
     samples: list[dict[str, Any]] = []
     catalog = data.catalog
@@ -125,11 +147,14 @@ def evaluate(model: Model, data: TaskData, *, batch_size: int = 256,
     for batch in _batches(data.test, batch_size):
         scores = np.asarray(model.score(batch), dtype=np.float32)
         if scores.shape != (len(batch), len(catalog)):
-            raise RunError(f"model returned scores of shape {scores.shape}, expected "
-                           f"({len(batch)}, {len(catalog)})")
+            raise RunError(
+                f"model returned scores of shape {scores.shape}, expected "
+                f"({len(batch)}, {len(catalog)})"
+            )
         targets = np.array([ex.target for ex in batch], dtype=np.int64)
-        exclude = ([np.setdiff1d(ex.history, [ex.target]) for ex in batch]
-                   if exclude_history else None)
+        exclude = (
+            [np.setdiff1d(ex.history, [ex.target]) for ex in batch] if exclude_history else None
+        )
         greater, ties = rank_counts(scores, targets, exclude)
         if exclude is not None:
             for row, ex_items in zip(scores, exclude, strict=True):
@@ -137,26 +162,38 @@ def evaluate(model: Model, data: TaskData, *, batch_size: int = 256,
         top = _top_k(scores, TOP_K)
         for i, ex in enumerate(batch):
             n = len(samples)
-            samples.append({
-                "user_id": ex.user_id,
-                "target": catalog[ex.target].asin,
-                "top_k": catalog.ids(top[i]),
-                "greater": int(greater[i]),
-                "ties": int(ties[i]),
-                "critique": ex.critique,
-                "has_critique": bool(has_critique[n]) if has_critique is not None else False,
-            })
+            samples.append(
+                {
+                    "user_id": ex.user_id,
+                    "target": catalog[ex.target].asin,
+                    "top_k": catalog.ids(top[i]),
+                    "greater": int(greater[i]),
+                    "ties": int(ties[i]),
+                    "critique": ex.critique,
+                    "has_critique": bool(has_critique[n]) if has_critique is not None else False,
+                }
+            )
         bar.update(len(batch))
     bar.close()
     return samples
 
 
-def run(model: str, task: str, dataset: str = DEFAULT_DATASET, *,
-        narrative: str | None = None, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
-        seed: int = 0, config: dict[str, Any] | None = None, data_dir: str | None = None,
-        eval_batch_size: int = 256, tie_policy: str = DEFAULT_TIE_POLICY,
-        exclude_history: bool = False, progress: bool = True,
-        log: Callable[[str], None] = lambda _msg: None) -> RunOutput:
+def run(
+    model: str,
+    task: str,
+    dataset: str = DEFAULT_DATASET,
+    *,
+    narrative: str | None = None,
+    output: str | os.PathLike[str] = DEFAULT_OUTPUT,
+    seed: int = 0,
+    config: dict[str, Any] | None = None,
+    data_dir: str | None = None,
+    eval_batch_size: int = 256,
+    tie_policy: str = DEFAULT_TIE_POLICY,
+    exclude_history: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> RunOutput:
     """Train ``model`` on ``task`` of ``dataset``, evaluate on the test split, write results."""
     plugins = get_plugin_manager()
     check_names(model, task, plugins)
@@ -169,8 +206,10 @@ def run(model: str, task: str, dataset: str = DEFAULT_DATASET, *,
     data = build_task(ds, task, narrative)
     if not data.test:
         raise RunError(f"dataset '{ds.name}' has no user with at least 3 purchases")
-    log(f"dataset {ds.name}: {len(ds.users)} users, {len(ds.catalog)} items, "
-        f"{len(data.test)} test examples")
+    log(
+        f"dataset {ds.name}: {len(ds.users)} users, {len(ds.catalog)} items, "
+        f"{len(data.test)} test examples"
+    )
     entry = plugins.get("model", model)
     random.seed(seed)
     np.random.seed(seed)  # legacy global seed for plugins that still use it
@@ -180,9 +219,14 @@ def run(model: str, task: str, dataset: str = DEFAULT_DATASET, *,
     t_fit = time.perf_counter()
     by_user = {u.user_id: u for u in ds.users}
     has_critique = [by_user[ex.user_id].critiques[-1] is not None for ex in data.test]
-    samples = evaluate(instance, data, batch_size=eval_batch_size,
-                          exclude_history=exclude_history, has_critique=has_critique,
-                          progress=progress)
+    samples = evaluate(
+        instance,
+        data,
+        batch_size=eval_batch_size,
+        exclude_history=exclude_history,
+        has_critique=has_critique,
+        progress=progress,
+    )
     t_eval = time.perf_counter()
 
     out_dir = Path(output) / ds.name / task
@@ -194,20 +238,37 @@ def run(model: str, task: str, dataset: str = DEFAULT_DATASET, *,
         harness_version=regen_bench.__version__,
         git_commit=_git_commit(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=ModelInfo(name=model, plugin=entry.plugin,
-                        version=info.version if info else "", config=instance.config(),
-                        parameters=instance.num_parameters()),
+        model=ModelInfo(
+            name=model,
+            plugin=entry.plugin,
+            version=info.version if info else "",
+            config=instance.config(),
+            parameters=instance.num_parameters(),
+        ),
         task=TaskInfo(name=task, version=data.task.version, narrative_type=narrative),
-        dataset=DatasetInfo(name=ds.name, fingerprint=ds.fingerprint, split=SPLIT,
-                            users=len(ds.users), items=len(ds.catalog),
-                            interactions=sum(len(u) for u in ds.users),
-                            skipped_users=data.skipped_users,
-                            critique_coverage=ds.critique_coverage()),
-        protocol=Protocol(tie_policy=tie_policy, exclude_history=exclude_history,
-                          test_examples=len(samples), critiqued_examples=sum(has_critique)),
+        dataset=DatasetInfo(
+            name=ds.name,
+            fingerprint=ds.fingerprint,
+            split=SPLIT,
+            users=len(ds.users),
+            items=len(ds.catalog),
+            interactions=sum(len(u) for u in ds.users),
+            skipped_users=data.skipped_users,
+            critique_coverage=ds.critique_coverage(),
+        ),
+        protocol=Protocol(
+            tie_policy=tie_policy,
+            exclude_history=exclude_history,
+            test_examples=len(samples),
+            critiqued_examples=sum(has_critique),
+        ),
         metrics=recompute_metrics(samples, tie_policy),
-        timings={"load_s": round(t_load - t0, 3), "fit_s": round(t_fit - t_load, 3),
-                 "evaluate_s": round(t_eval - t_fit, 3), "total_s": round(t_eval - t0, 3)},
+        timings={
+            "load_s": round(t_load - t0, 3),
+            "fit_s": round(t_fit - t_load, 3),
+            "evaluate_s": round(t_eval - t_fit, 3),
+            "total_s": round(t_eval - t0, 3),
+        },
         seeds={"seed": seed},
         environment=_environment(instance),
         fit_log=fit_log,

@@ -25,10 +25,16 @@ TASKS: dict[str, Task] = {
     t.name: t
     for t in (
         Task("sequential", 1, False, False, "history -> next item"),
-        Task("critique", 1, True, False,
-             "history + the critique leading to the target -> next item"),
-        Task("conversational", 1, True, True,
-             "history + critique -> next item and a narrative of a given type"),
+        Task(
+            "critique", 1, True, False, "history + the critique leading to the target -> next item"
+        ),
+        Task(
+            "conversational",
+            1,
+            True,
+            True,
+            "history + critique -> next item and a narrative of a given type",
+        ),
     )
 }
 
@@ -89,8 +95,9 @@ def build_task(dataset: Dataset, task_name: str, narrative_type: str | None = No
     task = TASKS[task_name]
     if task.generates:
         if narrative_type not in NARRATIVE_TYPES:
-            raise ValueError(f"task '{task_name}' needs a narrative type, one of "
-                             f"{', '.join(NARRATIVE_TYPES)}")
+            raise ValueError(
+                f"task '{task_name}' needs a narrative type, one of {', '.join(NARRATIVE_TYPES)}"
+            )
     elif narrative_type is not None:
         raise ValueError(f"task '{task_name}' takes no narrative type")
     train, valid, test = [], [], []

@@ -24,8 +24,11 @@ def toy_file(tmp_path: Path) -> Path:
         asins = list(dict.fromkeys(asins))
         if len(asins) < 3:
             asins = ["B00", "B01", "B02"]
-        records.append(make_record(f"U{u:03d}", asins,
-                                   {len(asins) - 1: "A cheaper one"} if u % 4 == 0 else None))
+        records.append(
+            make_record(
+                f"U{u:03d}", asins, {len(asins) - 1: "A cheaper one"} if u % 4 == 0 else None
+            )
+        )
     path = tmp_path / "toy.jsonl.gz"
     write_records(records, path)
     return path
@@ -38,8 +41,21 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_run_writes_valid_result_and_table(toy_file: Path, tmp_path: Path, capsys) -> None:
-    code, out, _ = _run(["run", "--model", "popularity", "--task", "critique", "--dataset",
-                         str(toy_file), "--output", str(tmp_path / "res"), "-q"], capsys)
+    code, out, _ = _run(
+        [
+            "run",
+            "--model",
+            "popularity",
+            "--task",
+            "critique",
+            "--dataset",
+            str(toy_file),
+            "--output",
+            str(tmp_path / "res"),
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 0, out
     assert "ndcg@10" in out and "critiqued" in out and "signature: regen-bench:0|data:toy@" in out
     result_path = tmp_path / "res" / "toy" / "critique" / "popularity.json"
@@ -55,8 +71,23 @@ def test_run_writes_valid_result_and_table(toy_file: Path, tmp_path: Path, capsy
 
 
 def test_validate_rejects_tampered_results(toy_file: Path, tmp_path: Path, capsys) -> None:
-    assert main(["run", "--model", "popularity", "--task", "sequential", "--dataset",
-                 str(toy_file), "--output", str(tmp_path), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "popularity",
+                "--task",
+                "sequential",
+                "--dataset",
+                str(toy_file),
+                "--output",
+                str(tmp_path),
+                "-q",
+            ]
+        )
+        == 0
+    )
     path = tmp_path / "toy" / "sequential" / "popularity.json"
     original = json.loads(path.read_text())
     cases = {
@@ -83,26 +114,51 @@ def test_results_do_not_depend_on_eval_batch_size(toy_file: Path, tmp_path: Path
     texts = []
     for bs in (1, 7, 512):
         out = tmp_path / f"bs{bs}"
-        assert main(["run", "--model", "popularity", "--task", "sequential", "--dataset",
-                     str(toy_file), "--output", str(out), "-q", "--eval-batch-size",
-                     str(bs)]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--model",
+                    "popularity",
+                    "--task",
+                    "sequential",
+                    "--dataset",
+                    str(toy_file),
+                    "--output",
+                    str(out),
+                    "-q",
+                    "--eval-batch-size",
+                    str(bs),
+                ]
+            )
+            == 0
+        )
         texts.append((out / "toy/sequential/popularity.samples.jsonl").read_text())
     assert texts[0] == texts[1] == texts[2]
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["run", "--model", "nope", "--task", "sequential"], "unknown model 'nope'"),
-    (["run", "--model", "popularty", "--task", "sequential"], "Did you mean 'popularity'?"),
-    (["run", "--model", "popularity", "--task", "seq"], "unknown task 'seq'"),
-    (["run", "--model", "popularity", "--task", "conversational"],
-     "does not support task 'conversational'"),
-    (["run", "--model", "popularity", "--task", "sequential", "--dataset", "nowhere"],
-     "unknown dataset 'nowhere'"),
-    (["run", "--model", "popularity", "--task", "sequential", "--set", "depth=3"],
-     "unknown option(s) for Popularity: depth"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--model", "nope", "--task", "sequential"], "unknown model 'nope'"),
+        (["run", "--model", "popularty", "--task", "sequential"], "Did you mean 'popularity'?"),
+        (["run", "--model", "popularity", "--task", "seq"], "unknown task 'seq'"),
+        (
+            ["run", "--model", "popularity", "--task", "conversational"],
+            "does not support task 'conversational'",
+        ),
+        (
+            ["run", "--model", "popularity", "--task", "sequential", "--dataset", "nowhere"],
+            "unknown dataset 'nowhere'",
+        ),
+        (
+            ["run", "--model", "popularity", "--task", "sequential", "--set", "depth=3"],
+            "unknown option(s) for Popularity: depth",
+        ),
+    ],
+)
 def test_bad_names_exit_2_with_one_line(args: list[str], needle: str, capsys) -> None:
-    code, out, err = _run(args, capsys)
+    code, _out, err = _run(args, capsys)
     assert code == 2
     last = err.strip().splitlines()[-1]
     assert last.startswith("regen-bench: error: ") and needle in last
@@ -117,8 +173,9 @@ def test_unknown_model_lists_the_models(capsys) -> None:
 def test_bad_dataset_file_names_line(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"reviewer_id": "x"}\n')
-    code, _, err = _run(["run", "--model", "popularity", "--task", "sequential",
-                         "--dataset", str(bad)], capsys)
+    code, _, err = _run(
+        ["run", "--model", "popularity", "--task", "sequential", "--dataset", str(bad)], capsys
+    )
     assert code == 2 and "bad.jsonl:1: field 'purchase_history': missing" in err
 
 
@@ -127,3 +184,30 @@ def test_console_script_plugins_lists_entry_points() -> None:
     out = subprocess.run([str(exe), "plugins"], capture_output=True, text=True, check=True)
     assert "popularity" in out.stdout and "sasrec" in out.stdout
     assert "entry point (regen-bench" in out.stdout
+
+
+def test_sasrec_runs_end_to_end_and_validates(toy_file: Path, tmp_path: Path, capsys) -> None:
+    code, out, _ = _run(
+        [
+            "run",
+            "--model",
+            "sasrec",
+            "--task",
+            "sequential",
+            "--dataset",
+            str(toy_file),
+            "--output",
+            str(tmp_path),
+            "-q",
+            "--set",
+            "epochs=2",
+            "--set",
+            "hidden=16",
+        ],
+        capsys,
+    )
+    assert code == 0, out
+    result = load_result(tmp_path / "toy" / "sequential" / "sasrec.json")
+    assert result.model.config["epochs"] == 2 and result.model.config["hidden"] == 16
+    assert result.model.parameters and result.model.parameters > 0
+    assert result.environment.torch is not None

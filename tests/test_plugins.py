@@ -12,8 +12,9 @@ from regen_bench import hookimpl
 from regen_bench.plugins import PluginError, PluginManager, UnknownNameError
 
 
-def _fake_distribution(root: Path, name: str, modules: dict[str, str],
-                       entry_points: dict[str, str]) -> None:
+def _fake_distribution(
+    root: Path, name: str, modules: dict[str, str], entry_points: dict[str, str]
+) -> None:
     """Install a distribution by hand: modules plus real entry-point metadata on sys.path."""
     for mod, source in modules.items():
         (root / f"{mod}.py").write_text(textwrap.dedent(source))
@@ -51,9 +52,12 @@ DUPLICATE = """
 
 @pytest.fixture
 def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    _fake_distribution(tmp_path, "third_party_pkg",
-                       {"tp_good": GOOD, "tp_broken": BROKEN, "tp_dup": DUPLICATE},
-                       {"tp-good": "tp_good", "tp-broken": "tp_broken", "tp-zdup": "tp_dup"})
+    _fake_distribution(
+        tmp_path,
+        "third_party_pkg",
+        {"tp_good": GOOD, "tp_broken": BROKEN, "tp_dup": DUPLICATE},
+        {"tp-good": "tp_good", "tp-broken": "tp_broken", "tp-zdup": "tp_dup"},
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("REGEN_BENCH_STRICT_PLUGINS", raising=False)
     monkeypatch.delenv("REGEN_BENCH_PLUGINS", raising=False)
@@ -80,8 +84,9 @@ def test_entry_points_load_lazily_and_report_failures(fake_site: Path) -> None:
     assert infos["popularity"].distribution == "regen-bench"
 
 
-def test_strict_mode_makes_a_broken_plugin_fatal(fake_site: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_strict_mode_makes_a_broken_plugin_fatal(
+    fake_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REGEN_BENCH_STRICT_PLUGINS", "1")
     monkeypatch.setenv("REGEN_BENCH_PLUGINS", "tp-good,tp-broken")
     with pytest.raises(PluginError, match="tp-broken"):

@@ -20,13 +20,28 @@ from regen_bench.data.regen import (
 RELEASE_LINE = {
     "reviewer_id": "AX1",
     "purchase_history": [
-        {"item": {"asin": "B1", "title": "Pen", "category": "Office Products - Pens - Gel",
-                  "description": "A pen", "price": 0},
-         "review": {"summary": "ok", "rating": 4, "text": "fine", "unix_time": 1400000000}},
-        {"item": {"asin": "B2", "title": "Pen 2", "category": None, "description": "",
-                  "price": 3.5, "colour": "red"},
-         "review": {"summary": "good", "rating": 5.0, "text": "nice", "unix_time": 1400000100},
-         "user_critique": "Something cheaper"},
+        {
+            "item": {
+                "asin": "B1",
+                "title": "Pen",
+                "category": "Office Products - Pens - Gel",
+                "description": "A pen",
+                "price": 0,
+            },
+            "review": {"summary": "ok", "rating": 4, "text": "fine", "unix_time": 1400000000},
+        },
+        {
+            "item": {
+                "asin": "B2",
+                "title": "Pen 2",
+                "category": None,
+                "description": "",
+                "price": 3.5,
+                "colour": "red",
+            },
+            "review": {"summary": "good", "rating": 5.0, "text": "nice", "unix_time": 1400000100},
+            "user_critique": "Something cheaper",
+        },
     ],
     "last_purchase": {"reason": "r", "explanation": "e", "product_endorsement": "buy it"},
     "user": {"profile": "p", "brief_summary": "b", "long_summary": "l"},
@@ -82,14 +97,23 @@ def test_dataset_catalog_and_sequences(records: list, tmp_path: Path) -> None:
     assert ds.critique_coverage() == pytest.approx(1 / 6)
 
 
-@pytest.mark.parametrize(("mutate", "field"), [
-    (lambda o: o.pop("reviewer_id"), "reviewer_id"),
-    (lambda o: o["purchase_history"][1]["review"].update(rating=9), "purchase_history[1].review.rating"),
-    (lambda o: o["purchase_history"][0]["item"].update(asin=5), "purchase_history[0].item.asin"),
-    (lambda o: o["purchase_history"][1].pop("review"), "purchase_history[1].review"),
-    (lambda o: o.update(purchase_history=[]), "purchase_history"),
-    (lambda o: o["user"].update(profile=["x"]), "user.profile"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda o: o.pop("reviewer_id"), "reviewer_id"),
+        (
+            lambda o: o["purchase_history"][1]["review"].update(rating=9),
+            "purchase_history[1].review.rating",
+        ),
+        (
+            lambda o: o["purchase_history"][0]["item"].update(asin=5),
+            "purchase_history[0].item.asin",
+        ),
+        (lambda o: o["purchase_history"][1].pop("review"), "purchase_history[1].review"),
+        (lambda o: o.update(purchase_history=[]), "purchase_history"),
+        (lambda o: o["user"].update(profile=["x"]), "user.profile"),
+    ],
+)
 def test_bad_records_name_line_and_field(tmp_path: Path, mutate, field: str) -> None:
     bad = json.loads(json.dumps(RELEASE_LINE))
     mutate(bad)

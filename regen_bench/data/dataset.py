@@ -61,8 +61,15 @@ class UserSequence:
 
     def head(self, n: int) -> UserSequence:
         """The first ``n`` purchases (narratives kept: they describe the whole user)."""
-        return UserSequence(self.user_id, self.items[:n], self.timestamps[:n], self.ratings[:n],
-                            self.critiques[:n], self.reviews[:n], self.narratives)
+        return UserSequence(
+            self.user_id,
+            self.items[:n],
+            self.timestamps[:n],
+            self.ratings[:n],
+            self.critiques[:n],
+            self.reviews[:n],
+            self.narratives,
+        )
 
 
 @dataclass
@@ -84,23 +91,31 @@ class Dataset:
             for item in rec.items.values():
                 catalog.add(item)
             inter = rec.interactions
-            users.append(UserSequence(
-                user_id=rec.user_id,
-                items=np.fromiter((catalog.index[i.item_id] for i in inter), np.int64, len(inter)),
-                timestamps=np.fromiter((i.timestamp for i in inter), np.int64, len(inter)),
-                ratings=np.fromiter((i.rating for i in inter), np.float32, len(inter)),
-                critiques=tuple(i.critique for i in inter),
-                reviews=tuple((i.summary, i.text) for i in inter),
-                narratives=rec.narratives,
-            ))
+            users.append(
+                UserSequence(
+                    user_id=rec.user_id,
+                    items=np.fromiter(
+                        (catalog.index[i.item_id] for i in inter), np.int64, len(inter)
+                    ),
+                    timestamps=np.fromiter((i.timestamp for i in inter), np.int64, len(inter)),
+                    ratings=np.fromiter((i.rating for i in inter), np.float32, len(inter)),
+                    critiques=tuple(i.critique for i in inter),
+                    reviews=tuple((i.summary, i.text) for i in inter),
+                    narratives=rec.narratives,
+                )
+            )
         return cls(name=name, catalog=catalog, users=users, **kw)  # type: ignore[arg-type]
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], name: str | None = None) -> Dataset:
         """Stream a REGEN-format file into a dataset (fingerprint = sha256 of its content)."""
         report = ReadReport()
-        ds = cls.from_records(name or Path(path).name.split(".")[0],
-                              iter_records(path, report), source=str(path), report=report)
+        ds = cls.from_records(
+            name or Path(path).name.split(".")[0],
+            iter_records(path, report),
+            source=str(path),
+            report=report,
+        )
         ds.fingerprint = report.sha256
         return ds
 

@@ -66,32 +66,47 @@ def open_text(path: str | os.PathLike[str]) -> IO[bytes]:
     return raw
 
 
-def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str,
-             ctx: tuple[str, int]) -> Any:
+def _require(
+    obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, ctx: tuple[str, int]
+) -> Any:
     if key not in obj:
         raise DataFormatError(ctx[0], ctx[1], f"{where}{key}", "missing")
     value = obj[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataFormatError(ctx[0], ctx[1], f"{where}{key}",
-                              f"expected {_kind_name(kind)}, got {type(value).__name__}")
+        raise DataFormatError(
+            ctx[0],
+            ctx[1],
+            f"{where}{key}",
+            f"expected {_kind_name(kind)}, got {type(value).__name__}",
+        )
     return value
 
 
-def _optional(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str,
-              ctx: tuple[str, int]) -> Any:
+def _optional(
+    obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, ctx: tuple[str, int]
+) -> Any:
     value = obj.get(key)
     if value is None:
         return None
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataFormatError(ctx[0], ctx[1], f"{where}{key}",
-                              f"expected {_kind_name(kind)} or null, got {type(value).__name__}")
+        raise DataFormatError(
+            ctx[0],
+            ctx[1],
+            f"{where}{key}",
+            f"expected {_kind_name(kind)} or null, got {type(value).__name__}",
+        )
     return value
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {"str": "string", "int": "integer", "float": "number", "dict": "object",
-             "list": "array"}
+    names = {
+        "str": "string",
+        "int": "integer",
+        "float": "number",
+        "dict": "object",
+        "list": "array",
+    }
     return " or ".join(names.get(k.__name__, k.__name__) for k in kinds)
 
 
@@ -144,22 +159,25 @@ def parse_record(obj: Any, ctx: tuple[str, int], report: ReadReport | None = Non
             )
         rating = _require(review, "rating", (int, float), where + "review.", ctx)
         if not 1 <= rating <= 5:
-            raise DataFormatError(ctx[0], ctx[1], where + "review.rating",
-                                  f"expected 1-5, got {rating}")
+            raise DataFormatError(
+                ctx[0], ctx[1], where + "review.rating", f"expected 1-5, got {rating}"
+            )
         crit_name, critique = _first(entry, CRITIQUE_FIELDS)
         if critique is not None and not isinstance(critique, str):
             raise DataFormatError(ctx[0], ctx[1], where + crit_name, "expected string or null")
         critique = critique.strip() or None if isinstance(critique, str) else None
         if critique is not None:
             report.critiques += 1
-        interactions.append(Interaction(
-            item_id=asin,
-            timestamp=int(_require(review, "unix_time", (int, float), where + "review.", ctx)),
-            rating=float(rating),
-            summary=_optional(review, "summary", str, where + "review.", ctx) or "",
-            text=_optional(review, "text", str, where + "review.", ctx) or "",
-            critique=critique,
-        ))
+        interactions.append(
+            Interaction(
+                item_id=asin,
+                timestamp=int(_require(review, "unix_time", (int, float), where + "review.", ctx)),
+                rating=float(rating),
+                summary=_optional(review, "summary", str, where + "review.", ctx) or "",
+                text=_optional(review, "text", str, where + "review.", ctx) or "",
+                critique=critique,
+            )
+        )
     last = _optional(obj, "last_purchase", dict, "", ctx) or {}
     user = _optional(obj, "user", dict, "", ctx) or {}
     _note_unknown(last, _LAST_FIELDS, "last_purchase.", report)
@@ -176,12 +194,18 @@ def parse_record(obj: Any, ctx: tuple[str, int], report: ReadReport | None = Non
     scores = _optional(obj, "metadata", dict, "", ctx) or {}
     report.users += 1
     report.interactions += len(interactions)
-    return UserRecord(user_id=user_id, interactions=interactions, items=items,
-                      narratives=narratives, scores=scores)
+    return UserRecord(
+        user_id=user_id,
+        interactions=interactions,
+        items=items,
+        narratives=narratives,
+        scores=scores,
+    )
 
 
-def iter_records(path: str | os.PathLike[str],
-                 report: ReadReport | None = None) -> Iterator[UserRecord]:
+def iter_records(
+    path: str | os.PathLike[str], report: ReadReport | None = None
+) -> Iterator[UserRecord]:
     """Stream the users of a REGEN-format file (plain or gzip), one record at a time.
 
     ``report`` is filled while reading; its ``sha256`` (of the decompressed bytes, so the same
@@ -199,9 +223,9 @@ def iter_records(path: str | os.PathLike[str],
                 try:
                     obj = json.loads(raw)
                 except json.JSONDecodeError as exc:
-                    raise DataFormatError(path, lineno, "<line>",
-                                          f"invalid JSON ({exc.msg} at column {exc.colno})"
-                                          ) from None
+                    raise DataFormatError(
+                        path, lineno, "<line>", f"invalid JSON ({exc.msg} at column {exc.colno})"
+                    ) from None
                 yield parse_record(obj, (str(path), lineno), report)
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
@@ -224,28 +248,44 @@ def record_to_json(record: UserRecord) -> dict[str, Any]:
         }
         if item.brand is not None:
             item_obj["brand"] = item.brand
-        history.append({
-            "item": item_obj,
-            "review": {"summary": inter.summary, "rating": inter.rating, "text": inter.text,
-                       "unix_time": inter.timestamp},
-            CRITIQUE_FIELDS[0]: inter.critique,
-        })
+        history.append(
+            {
+                "item": item_obj,
+                "review": {
+                    "summary": inter.summary,
+                    "rating": inter.rating,
+                    "text": inter.text,
+                    "unix_time": inter.timestamp,
+                },
+                CRITIQUE_FIELDS[0]: inter.critique,
+            }
+        )
     n = record.narratives
     return {
         "reviewer_id": record.user_id,
         "purchase_history": history,
-        "last_purchase": {"reason": n.purchase_reason, "explanation": n.purchase_explanation,
-                          ENDORSEMENT_FIELDS[0]: n.product_endorsement},
-        "user": {"profile": n.user_profile, "brief_summary": n.user_summary,
-                 "long_summary": n.user_summary_long},
+        "last_purchase": {
+            "reason": n.purchase_reason,
+            "explanation": n.purchase_explanation,
+            ENDORSEMENT_FIELDS[0]: n.product_endorsement,
+        },
+        "user": {
+            "profile": n.user_profile,
+            "brief_summary": n.user_summary,
+            "long_summary": n.user_summary_long,
+        },
         "metadata": record.scores,
     }
 
 
 def dumps_record(record: UserRecord) -> bytes:
     """Canonical serialisation of one user: compact JSON, sorted keys, UTF-8, one line."""
-    return (json.dumps(record_to_json(record), sort_keys=True, ensure_ascii=False,
-                       separators=(",", ":")) + "\n").encode("utf-8")
+    return (
+        json.dumps(
+            record_to_json(record), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+        )
+        + "\n"
+    ).encode("utf-8")
 
 
 def write_records(records: Iterable[UserRecord], path: str | os.PathLike[str]) -> str:
@@ -254,5 +294,6 @@ def write_records(records: Iterable[UserRecord], path: str | os.PathLike[str]) -
     The gzip header carries no name or timestamp, so the same records give the same bytes.
     Returns the sha256 fingerprint of the (decompressed) content.
     """
-    return atomic_write(path, (dumps_record(r) for r in records),
-                        compress=str(path).endswith(".gz"))
+    return atomic_write(
+        path, (dumps_record(r) for r in records), compress=str(path).endswith(".gz")
+    )
