@@ -128,7 +128,6 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     stats = write_synthetic(args.out, users=args.users, items=args.items, seed=args.seed)
     for line in stats.lines():
         print(line)
-    print(f"wrote {args.out}")
     return 0
 
 
@@ -150,6 +149,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for field, count in sorted(ds.report.unknown_fields.items()):
         print(f"unknown field  {field}: {count} time(s)")
     return 0
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     plug.set_defaults(func=_cmd_plugins)
 
     data = sub.add_parser("data", help="dataset tools (synth, info)")
+    data.set_defaults(func=lambda _args: _print_help(data))
     dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     synth = dsub.add_parser("synth", help="regenerate the simulated `mini` store (or a variant)")
     synth.add_argument("--out", required=True, help="output REGEN-format file (.jsonl or .gz)")

@@ -211,3 +211,16 @@ def test_sasrec_runs_end_to_end_and_validates(toy_file: Path, tmp_path: Path, ca
     assert result.model.config["epochs"] == 2 and result.model.config["hidden"] == 16
     assert result.model.parameters and result.model.parameters > 0
     assert result.environment.torch is not None
+
+
+def test_data_synth_and_info(tmp_path: Path, capsys) -> None:
+    out_file = tmp_path / "store.jsonl.gz"
+    code, out, _ = _run(
+        ["data", "synth", "--out", str(out_file), "--users", "60", "--items", "120", "--seed", "3"],
+        capsys,
+    )
+    assert code == 0 and out_file.exists() and "users:             60" in out
+    code, out, _ = _run(["data", "info", str(out_file)], capsys)
+    assert code == 0 and "users          60" in out and "items          120" in out
+    code, _, err = _run(["data", "synth", "--out", str(tmp_path / "x.gz"), "--users", "0"], capsys)
+    assert code == 2 and "need users >= 1" in err and not (tmp_path / "x.gz").exists()
