@@ -40,22 +40,25 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, out, err
 
 
+def _toy_args(model: str, task: str, toy_file: Path, output: Path, *extra: str) -> list[str]:
+    """``run`` arguments for ``model`` on the toy file, quiet, writing under ``output``."""
+    return [
+        "run",
+        "--model",
+        model,
+        "--task",
+        task,
+        "--dataset",
+        str(toy_file),
+        "--output",
+        str(output),
+        "-q",
+        *extra,
+    ]
+
+
 def test_run_writes_valid_result_and_table(toy_file: Path, tmp_path: Path, capsys) -> None:
-    code, out, _ = _run(
-        [
-            "run",
-            "--model",
-            "popularity",
-            "--task",
-            "critique",
-            "--dataset",
-            str(toy_file),
-            "--output",
-            str(tmp_path / "res"),
-            "-q",
-        ],
-        capsys,
-    )
+    code, out, _ = _run(_toy_args("popularity", "critique", toy_file, tmp_path / "res"), capsys)
     assert code == 0, out
     assert "ndcg@10" in out and "critiqued" in out and "signature: regen-bench:0|data:toy@" in out
     result_path = tmp_path / "res" / "toy" / "critique" / "popularity.json"
@@ -71,23 +74,7 @@ def test_run_writes_valid_result_and_table(toy_file: Path, tmp_path: Path, capsy
 
 
 def test_validate_rejects_tampered_results(toy_file: Path, tmp_path: Path, capsys) -> None:
-    assert (
-        main(
-            [
-                "run",
-                "--model",
-                "popularity",
-                "--task",
-                "sequential",
-                "--dataset",
-                str(toy_file),
-                "--output",
-                str(tmp_path),
-                "-q",
-            ]
-        )
-        == 0
-    )
+    assert main(_toy_args("popularity", "sequential", toy_file, tmp_path)) == 0
     path = tmp_path / "toy" / "sequential" / "popularity.json"
     original = json.loads(path.read_text())
     cases = {
@@ -114,25 +101,8 @@ def test_results_do_not_depend_on_eval_batch_size(toy_file: Path, tmp_path: Path
     texts = []
     for bs in (1, 7, 512):
         out = tmp_path / f"bs{bs}"
-        assert (
-            main(
-                [
-                    "run",
-                    "--model",
-                    "popularity",
-                    "--task",
-                    "sequential",
-                    "--dataset",
-                    str(toy_file),
-                    "--output",
-                    str(out),
-                    "-q",
-                    "--eval-batch-size",
-                    str(bs),
-                ]
-            )
-            == 0
-        )
+        args = _toy_args("popularity", "sequential", toy_file, out, "--eval-batch-size", str(bs))
+        assert main(args) == 0
         texts.append((out / "toy/sequential/popularity.samples.jsonl").read_text())
     assert texts[0] == texts[1] == texts[2]
 
@@ -187,25 +157,10 @@ def test_console_script_plugins_lists_entry_points() -> None:
 
 
 def test_sasrec_runs_end_to_end_and_validates(toy_file: Path, tmp_path: Path, capsys) -> None:
-    code, out, _ = _run(
-        [
-            "run",
-            "--model",
-            "sasrec",
-            "--task",
-            "sequential",
-            "--dataset",
-            str(toy_file),
-            "--output",
-            str(tmp_path),
-            "-q",
-            "--set",
-            "epochs=2",
-            "--set",
-            "hidden=16",
-        ],
-        capsys,
+    args = _toy_args(
+        "sasrec", "sequential", toy_file, tmp_path, "--set", "epochs=2", "--set", "hidden=16"
     )
+    code, out, _ = _run(args, capsys)
     assert code == 0, out
     result = load_result(tmp_path / "toy" / "sequential" / "sasrec.json")
     assert result.model.config["epochs"] == 2 and result.model.config["hidden"] == 16
