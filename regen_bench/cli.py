@@ -51,6 +51,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         eval_batch_size=args.eval_batch_size,
         tie_policy=args.tie_policy,
         exclude_history=args.exclude_history,
+        limit=args.limit,
         progress=not args.quiet,
         log=lambda m: print(m, file=sys.stderr),
     )
@@ -211,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--exclude-history",
         action="store_true",
         help="remove the user's earlier purchases from the ranking (default: kept)",
+    )
+    run.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate only the first N test users (quick checks; recorded in the signature, "
+        "so the numbers never compare with full runs)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)

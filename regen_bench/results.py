@@ -60,6 +60,8 @@ class Protocol(_Strict):
     exclude_history: bool
     test_examples: int = Field(ge=1)
     critiqued_examples: int = Field(ge=0)
+    #: Only the first ``limit`` test users were evaluated (a quick-check subset); None = all.
+    limit: int | None = Field(default=None, ge=1)
 
     @field_validator("tie_policy")
     @classmethod
@@ -122,6 +124,8 @@ def signature(result: Result) -> str:
         f"ties:{result.protocol.tie_policy}",
         f"hist:{'excluded' if result.protocol.exclude_history else 'kept'}",
     ]
+    if result.protocol.limit is not None:
+        parts.append(f"subset:first{result.protocol.limit}")
     if result.task.narrative_type:
         parts.append(f"narr:{result.task.narrative_type}")
     return "|".join(parts)

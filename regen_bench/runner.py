@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 import regen_bench
 from regen_bench.data.dataset import Dataset
+from regen_bench.data.schema import NARRATIVE_TYPES
 from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, TIE_POLICIES, rank_counts
 from regen_bench.model import Model
 from regen_bench.plugins import PluginManager, UnknownNameError, get_plugin_manager
@@ -72,17 +73,25 @@ def check_names(model: str, task: str, plugins: PluginManager) -> None:
     if task not in TASKS:
         raise UnknownNameError("task", task, list(TASKS))
     entry = plugins.get("model", model)
-    supported = tuple(entry.meta.get("tasks", ()))
-    if task not in supported:
+    if not supports(entry.meta, task):
+        supported = tuple(entry.meta.get("tasks", ()))
         raise RunError(
             f"model '{model}' does not support task '{task}' "
             f"(it supports: {', '.join(supported) or 'none'}); models for '{task}': "
             + ", ".join(
-                n
-                for n in plugins.names("model")
-                if task in plugins.get("model", n).meta.get("tasks", ())
+                n for n in plugins.names("model") if supports(plugins.get("model", n).meta, task)
             )
         )
+
+
+def supports(meta: dict[str, Any], task: str) -> bool:
+    """Whether a model registered with ``meta`` can run ``task``.
+
+    The conversational task is open to joint models that declare it and, through the narrator,
+    to every model that ranks with critiques (it ranks exactly as on ``critique``).
+    """
+    tasks = tuple(meta.get("tasks", ()))
+    return task in tasks or (task == "conversational" and "critique" in tasks)
 
 
 def _batches(items: Sequence[Example], size: int) -> Iterator[Sequence[Example]]:
@@ -191,6 +200,7 @@ def run(
     eval_batch_size: int = 256,
     tie_policy: str = DEFAULT_TIE_POLICY,
     exclude_history: bool = False,
+    limit: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> RunOutput:
@@ -201,9 +211,20 @@ def run(
         raise UnknownNameError("tie policy", tie_policy, list(TIE_POLICIES))
     if eval_batch_size < 1:
         raise RunError("eval batch size must be at least 1")
+    if limit is not None and limit < 1:
+        raise RunError("--limit must be at least 1")
+    if TASKS[task].generates and narrative not in NARRATIVE_TYPES:
+        raise RunError(
+            f"task '{task}' needs a narrative type, one of {', '.join(NARRATIVE_TYPES)} "
+            "(--narrative TYPE)"
+        )
     t0 = time.perf_counter()
     ds = resolve_dataset(dataset, data_dir, plugins)
     data = build_task(ds, task, narrative)
+    if limit is not None:
+        # A documented subset for quick checks (e.g. LLM narration on CPU): the first ``limit``
+        # test users in file order. Recorded in the protocol and the signature.
+        data.test = data.test[:limit]
     if not data.test:
         raise RunError(f"dataset '{ds.name}' has no user with at least 3 purchases")
     log(
@@ -261,6 +282,7 @@ def run(
             exclude_history=exclude_history,
             test_examples=len(samples),
             critiqued_examples=sum(has_critique),
+            limit=limit,
         ),
         metrics=recompute_metrics(samples, tie_policy),
         timings={

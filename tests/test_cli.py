@@ -115,7 +115,7 @@ def test_results_do_not_depend_on_eval_batch_size(toy_file: Path, tmp_path: Path
         (["run", "--model", "popularity", "--task", "seq"], "unknown task 'seq'"),
         (
             ["run", "--model", "popularity", "--task", "conversational"],
-            "does not support task 'conversational'",
+            "needs a narrative type, one of purchase_reason",
         ),
         (
             ["run", "--model", "popularity", "--task", "sequential", "--dataset", "nowhere"],
@@ -179,3 +179,20 @@ def test_data_synth_and_info(tmp_path: Path, capsys) -> None:
     assert code == 0 and "users          60" in out and "items          120" in out
     code, _, err = _run(["data", "synth", "--out", str(tmp_path / "x.gz"), "--users", "0"], capsys)
     assert code == 2 and "need users >= 1" in err and not (tmp_path / "x.gz").exists()
+
+
+def test_limit_evaluates_a_recorded_subset(toy_file: Path, tmp_path: Path, capsys) -> None:
+    args = _toy_args("popularity", "sequential", toy_file, tmp_path, "--limit", "5")
+    code, _, _ = _run(args, capsys)
+    assert code == 0
+    path = tmp_path / "toy" / "sequential" / "popularity.json"
+    data = json.loads(path.read_text())
+    assert data["protocol"]["limit"] == 5 and data["protocol"]["test_examples"] == 5
+    assert "|subset:first5" in data["signature"]
+    samples = (tmp_path / "toy" / "sequential" / "popularity.samples.jsonl").read_text()
+    assert [json.loads(line)["user_id"] for line in samples.splitlines()] == [
+        f"U{u:03d}" for u in range(5)
+    ]
+    assert _run(["validate", str(path)], capsys)[0] == 0
+    code, _, err = _run([*args[:-2], "--limit", "0"], capsys)
+    assert code == 2 and "--limit must be at least 1" in err
