@@ -12,6 +12,7 @@ from typing import Any
 from regen_bench import __version__
 from regen_bench.data.regen import DataFormatError
 from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, METRIC_NAMES, TIE_POLICIES
+from regen_bench.metrics.text import DEFAULT_BERTSCORE_MODEL, TEXT_METRIC_NAMES
 from regen_bench.plugins import PluginError, UnknownNameError, get_plugin_manager
 from regen_bench.tasks import TASKS
 
@@ -52,6 +53,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         tie_policy=args.tie_policy,
         exclude_history=args.exclude_history,
         limit=args.limit,
+        embedder=None if args.embedder == "none" else args.embedder,
+        bertscore_model=None if args.bertscore_model == "none" else args.bertscore_model,
         progress=not args.quiet,
         log=lambda m: print(m, file=sys.stderr),
     )
@@ -60,7 +63,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{r.model.name} on {r.task.name} ({r.dataset.name}, "
         f"{r.protocol.test_examples} test users, full ranking over {r.dataset.items} items)"
     )
-    width = max(len(m) for m in METRIC_NAMES)
+    width = max(len(m) for m in (*METRIC_NAMES, *TEXT_METRIC_NAMES))
     crit = any(k.startswith("critiqued/") for k in r.metrics)
     header = f"  {'metric':<{width}}  {'all':>8}" + (f"  {'critiqued':>9}" if crit else "")
     print(header)
@@ -69,6 +72,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if crit:
             line += f"  {r.metrics['critiqued/' + name]:>9.4f}"
         print(line)
+    if r.narration is not None:
+        n = r.narration
+        who = "the model" if n.backend is None else f"{n.backend} ({n.llm_model})"
+        print(
+            f"  narratives: {r.task.narrative_type} by {who}, about the {n.condition} item, "
+            f"{n.scored} scored, {n.failed} failed"
+        )
+        for name in TEXT_METRIC_NAMES:
+            if name in r.metrics:
+                print(f"  {name:<{width}}  {r.metrics[name]:>8.4f}")
     print(f"  time: fit {r.timings['fit_s']:.1f}s, evaluate {r.timings['evaluate_s']:.1f}s")
     print(f"signature: {r.signature}")
     print(f"wrote {out.result_path} and {out.samples_path.name}")
@@ -132,11 +145,29 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from regen_bench.data.amazon import prepare
+
+    stats = prepare(
+        args.reviews,
+        args.meta,
+        args.out,
+        min_interactions=args.min_interactions,
+        max_len=args.max_len,
+        k_core=args.k_core,
+        skip_bad_lines=args.skip_bad_lines,
+        progress=not args.quiet,
+    )
+    for line in stats.lines():
+        print(line)
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from regen_bench.runner import resolve_dataset
 
     ds = resolve_dataset(args.dataset, args.data_dir)
-    lengths = [len(u) for u in ds.users]
+    lengths = ds.lengths().tolist()
     n = sum(lengths)
     print(f"dataset        {ds.name} ({ds.source})")
     print(f"fingerprint    {ds.fingerprint}")
@@ -149,6 +180,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"critiques      {ds.critique_coverage():.1%} of adjacent pairs")
     for field, count in sorted(ds.report.unknown_fields.items()):
         print(f"unknown field  {field}: {count} time(s)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from regen_bench.data.export import export_hf
+    from regen_bench.runner import resolve_dataset
+
+    ds = resolve_dataset(args.dataset, args.data_dir)
+    counts = export_hf(ds, args.out, progress=not args.quiet)
+    print(f"wrote {args.out} ({args.format}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 
@@ -193,7 +234,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="model option, repeatable (e.g. --set epochs=20 --set loss=bce)",
+        help="model option, repeatable (e.g. --set epochs=20 --set loss=bce); "
+        "narrator.KEY=VALUE configures the conversational task's narrator: narrator.backend "
+        "(default hf), narrator.model, narrator.condition (target: the true next item, the "
+        "paper's upper bound; top1: the model's first choice), narrator.max_tokens, "
+        "narrator.temperature, narrator.cache; other narrator.* keys go to the LLM backend",
+    )
+    run.add_argument(
+        "--embedder",
+        default="minilm",
+        help="embedder plugin for the semantic-similarity metric, or 'none' (default: minilm)",
+    )
+    run.add_argument(
+        "--bertscore-model",
+        default=DEFAULT_BERTSCORE_MODEL,
+        help="local model folder or hub id for BERTScore, or 'none' "
+        f"(default: {DEFAULT_BERTSCORE_MODEL}, shipped offline)",
     )
     run.add_argument(
         "--eval-batch-size",
@@ -232,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     plug.add_argument("--json", action="store_true", help="machine-readable output")
     plug.set_defaults(func=_cmd_plugins)
 
-    data = sub.add_parser("data", help="dataset tools (synth, info)")
+    data = sub.add_parser("data", help="dataset tools (synth, info, prepare)")
     data.set_defaults(func=lambda _args: _print_help(data))
     dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     synth = dsub.add_parser("synth", help="regenerate the simulated `mini` store (or a variant)")
@@ -245,6 +301,53 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("dataset", help="registered dataset name or REGEN-format file")
     info.add_argument("--data-dir", default=None)
     info.set_defaults(func=_cmd_info)
+    export = dsub.add_parser(
+        "export",
+        help="write a dataset as a Hugging Face `datasets` folder (train/validation/test)",
+        description="Write the leave-one-out split of DATASET as a `datasets.load_from_disk` "
+        "folder OUT (train/validation/test splits, catalog in OUT/items, README card).",
+    )
+    export.add_argument("--format", choices=["hf"], default="hf", help="output format (hf)")
+    export.add_argument("dataset", help="registered dataset name or REGEN-format file")
+    export.add_argument("out", help="output folder (must not exist or be empty)")
+    export.add_argument("--data-dir", default=None)
+    export.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    export.set_defaults(func=_cmd_export)
+    prep = dsub.add_parser(
+        "prepare",
+        help="Amazon Reviews 2018 raw files -> REGEN-format user sequences",
+        description="Build time-sorted, de-duplicated user sequences (a repeated purchase of "
+        "an item keeps the first) from Amazon Reviews 2018 review and metadata files, and "
+        "write them as a REGEN-format file (empty narratives, no critiques).",
+    )
+    prep.add_argument("--reviews", required=True, help="reviews file, e.g. Office_Products.json.gz")
+    prep.add_argument(
+        "--meta", required=True, help="metadata file, e.g. meta_Office_Products.json.gz"
+    )
+    prep.add_argument("--out", required=True, help="output REGEN-format file (.jsonl or .gz)")
+    prep.add_argument(
+        "--min-interactions",
+        type=int,
+        default=5,
+        help="drop users with fewer purchases (default: 5)",
+    )
+    prep.add_argument(
+        "--max-len", type=int, default=50, help="keep the most recent N purchases (default: 50)"
+    )
+    prep.add_argument(
+        "--k-core",
+        type=int,
+        default=None,
+        metavar="K",
+        help="iterative k-core: users and items with at least K interactions (default: off)",
+    )
+    prep.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="skip and count malformed lines instead of stopping at the first",
+    )
+    prep.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    prep.set_defaults(func=_cmd_prepare)
     return parser
 
 

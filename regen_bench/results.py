@@ -15,10 +15,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from regen_bench.fileio import atomic_write
 from regen_bench.metrics.ranking import METRIC_NAMES, TIE_POLICIES, metrics_from_counts
+from regen_bench.metrics.text import ROUGE_TYPES, lexical_metrics, text_signature
 
 SCHEMA_VERSION: Literal[1] = 1
 #: Prefix of metrics computed on the test examples whose target purchase carries a critique.
@@ -80,6 +88,38 @@ class Environment(_Strict):
     device: str = "cpu"
 
 
+class Narration(_Strict):
+    """How the narratives of a conversational run were produced and scored."""
+
+    #: "narrator": a ranking model + an LLM backend; "model": the model writes them itself.
+    generator: Literal["narrator", "model"]
+    #: Which item each narrative is about: the true next item or the model's top-1.
+    condition: Literal["target", "top1"]
+    backend: str | None = None
+    llm_model: str | None = None
+    prompt_version: int | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    #: Text-metric variants (sacreBLEU signature, ROUGE stemmer, embedder, BERTScore layer).
+    text_config: dict[str, str]
+    #: Test examples with a reference narrative of this type (only those are scored).
+    scored: int = Field(ge=1)
+    #: Generations that failed and were scored as empty text.
+    failed: int = Field(ge=0)
+    usage: dict[str, Any] = Field(default_factory=dict)
+
+
+#: Allowed range of each text metric (BLEU/ROUGE/BERTScore x100, cosine as is).
+TEXT_METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "bleu": (0.0, 100.0),
+    "rouge1": (0.0, 100.0),
+    "rouge2": (0.0, 100.0),
+    "rougeL": (0.0, 100.0),
+    "rougeLsum": (0.0, 100.0),
+    "semantic_similarity": (-1.0, 1.0),
+    "bertscore_f1": (-100.0, 100.0),
+}
+
+
 class Result(_Strict):
     """One (model, task, dataset, narrative type) evaluation."""
 
@@ -96,6 +136,7 @@ class Result(_Strict):
     seeds: dict[str, int]
     environment: Environment
     fit_log: dict[str, Any] = Field(default_factory=dict)
+    narration: Narration | None = None
     samples_file: str
     samples_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     signature: str
@@ -105,11 +146,26 @@ class Result(_Strict):
     def _finite_in_range(cls, value: dict[str, float]) -> dict[str, float]:
         for name, number in value.items():
             base = name.removeprefix(CRITIQUED_PREFIX)
-            if base not in METRIC_NAMES:
+            if base in METRIC_NAMES:
+                low, high = 0.0, 1.0
+            elif name in TEXT_METRIC_RANGES:
+                low, high = TEXT_METRIC_RANGES[name]
+            else:
                 raise ValueError(f"unknown metric '{name}'")
-            if not math.isfinite(number) or not 0.0 <= number <= 1.0:
-                raise ValueError(f"metric '{name}' = {number} is not a finite value in [0, 1]")
+            # Float slack: sacreBLEU gives 100.00000000000004 for identical texts.
+            if not math.isfinite(number) or not low - 1e-9 <= number <= high + 1e-9:
+                raise ValueError(
+                    f"metric '{name}' = {number} is not a finite value in [{low:g}, {high:g}]"
+                )
         return value
+
+    @model_validator(mode="after")
+    def _narration_matches_task(self) -> Result:
+        if (self.narration is None) != (self.task.narrative_type is None):
+            raise ValueError(
+                "a result has a 'narration' block exactly when it has a narrative type"
+            )
+        return self
 
 
 def signature(result: Result) -> str:
@@ -128,6 +184,12 @@ def signature(result: Result) -> str:
         parts.append(f"subset:first{result.protocol.limit}")
     if result.task.narrative_type:
         parts.append(f"narr:{result.task.narrative_type}")
+    if result.narration is not None:
+        n = result.narration
+        gen = n.generator if n.backend is None else f"{n.backend}/{n.llm_model}"
+        prompt = f"|prompt:v{n.prompt_version}" if n.prompt_version is not None else ""
+        parts.append(f"gen:{gen}|cond:{n.condition}{prompt}")
+        parts.append(text_signature(n.text_config))
     return "|".join(parts)
 
 
@@ -221,9 +283,26 @@ def _check_samples(path: Path, result: Result) -> None:
             f"{samples_path}: {len(samples)} samples, result says {result.protocol.test_examples}"
         )
     again = recompute_metrics(samples, result.protocol.tie_policy)
+    if result.narration is not None:
+        again.update(_recompute_lexical(samples_path, samples))
     for name, value in again.items():
         if name in result.metrics and abs(result.metrics[name] - value) > 1e-9:
             raise ResultError(
                 f"{path}: metric '{name}' = {result.metrics[name]} but the "
                 f"per-sample file gives {value}"
             )
+
+
+def _recompute_lexical(samples_path: Path, samples: list[dict[str, Any]]) -> dict[str, float]:
+    """BLEU and ROUGE again from the per-sample texts (the model-based metrics need models)."""
+    pairs = [(s.get("reference"), s.get("generated")) for s in samples]
+    scored = [(r, g) for r, g in pairs if r is not None]
+    for lineno, (_, g) in enumerate(pairs, start=1):
+        if g is not None and not isinstance(g, str):
+            raise ResultError(f"{samples_path}:{lineno}: 'generated' must be text")
+    if not scored:
+        raise ResultError(f"{samples_path}: narration recorded but no sample has a reference")
+    refs = [r for r, _ in scored]
+    hyps = [g for _, g in scored]
+    metrics = lexical_metrics(refs, hyps, n_jobs=1, progress=False).metrics
+    return {k: v for k, v in metrics.items() if k in ("bleu", *ROUGE_TYPES)}

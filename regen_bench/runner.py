@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,13 +20,18 @@ from tqdm.auto import tqdm
 import regen_bench
 from regen_bench.data.dataset import Dataset
 from regen_bench.data.schema import NARRATIVE_TYPES
+from regen_bench.embedding import DEFAULT_EMBEDDER
+from regen_bench.llm import check_options
 from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, TIE_POLICIES, rank_counts
+from regen_bench.metrics.text import DEFAULT_BERTSCORE_MODEL, compute_text_metrics
 from regen_bench.model import Model
+from regen_bench.narrator import PROMPT_VERSION, NarratorConfig, narrate, narrated_items
 from regen_bench.plugins import PluginManager, UnknownNameError, get_plugin_manager
 from regen_bench.results import (
     DatasetInfo,
     Environment,
     ModelInfo,
+    Narration,
     Protocol,
     Result,
     TaskInfo,
@@ -187,6 +192,103 @@ def evaluate(
     return samples
 
 
+NARRATOR_PREFIX = "narrator."
+
+
+def _split_narrator_options(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--set`` options: ``narrator.*`` keys configure the narrator, the rest the model."""
+    model_cfg = {k: v for k, v in config.items() if not k.startswith(NARRATOR_PREFIX)}
+    narrator = {
+        k.removeprefix(NARRATOR_PREFIX): v
+        for k, v in config.items()
+        if k.startswith(NARRATOR_PREFIX)
+    }
+    return model_cfg, narrator
+
+
+def _narrate(
+    model: Model,
+    data: TaskData,
+    ds: Dataset,
+    samples: list[dict[str, Any]],
+    narrative: str,
+    cfg: NarratorConfig,
+    *,
+    cache_default: str,
+    embedder: str | None,
+    bertscore_model: str | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> tuple[Narration, dict[str, float]]:
+    """Write a narrative per test example, score it against the reference, extend ``samples``.
+
+    A model that writes text itself (``generates_text``) narrates its own first choice; any other
+    model is paired with the narrator (an LLM backend), on the item ``cfg.condition`` names.
+    """
+    examples = data.test
+    catalog = data.catalog
+    top1 = [catalog.index[s["top_k"][0]] for s in samples]
+    targets = [ex.target for ex in examples]
+    if model.generates_text:
+        texts = list(model.generate(examples, narrative))
+        if len(texts) != len(examples):
+            raise RunError(f"model returned {len(texts)} narratives for {len(examples)} examples")
+        errors: list[str | None] = [None] * len(texts)
+        narrated, usage = top1, {}
+        condition: Literal["target", "top1"] = "top1"
+        backend = llm_model = None
+        prompt_version = None
+        record: dict[str, Any] = {}
+    else:
+        narrated = narrated_items(targets, top1, cfg.condition)
+        by_user = {u.user_id: u for u in ds.users}
+        cache = cfg.cache if cfg.cache is not None else cache_default
+        log(f"narrating {len(examples)} examples with llm backend '{cfg.backend}'")
+        out = narrate(
+            catalog,
+            [by_user[ex.user_id] for ex in examples],
+            examples,
+            narrated,
+            narrative,
+            cfg,
+            cache_path=cache or None,
+            progress=progress,
+        )
+        texts, errors, usage = out.texts, out.errors, out.usage
+        condition, backend, llm_model = cfg.condition, out.backend, out.model
+        prompt_version, record = PROMPT_VERSION, cfg.record()
+    for sample, ex, item, text, err in zip(samples, examples, narrated, texts, errors, strict=True):
+        sample["narrated"] = catalog[item].asin
+        sample["generated"] = text
+        sample["reference"] = ex.references.get(narrative)
+        if err is not None:
+            sample["narration_error"] = err
+    scored = [s for s in samples if s["reference"] is not None]
+    if not scored:
+        raise RunError(f"dataset '{ds.name}' has no reference '{narrative}' narratives to score")
+    log(f"scoring {len(scored)} narratives (BLEU, ROUGE, semantic similarity, BERTScore)")
+    tm = compute_text_metrics(
+        [s["reference"] for s in scored],
+        [s["generated"] for s in scored],
+        embedder=embedder,
+        bertscore_model=bertscore_model,
+        progress=progress,
+    )
+    narration = Narration(
+        generator="model" if model.generates_text else "narrator",
+        condition=condition,
+        backend=backend,
+        llm_model=llm_model,
+        prompt_version=prompt_version,
+        config=record,
+        text_config=tm.config,
+        scored=len(scored),
+        failed=sum(e is not None for e in errors),
+        usage=usage,
+    )
+    return narration, tm.metrics
+
+
 def run(
     model: str,
     task: str,
@@ -201,6 +303,8 @@ def run(
     tie_policy: str = DEFAULT_TIE_POLICY,
     exclude_history: bool = False,
     limit: int | None = None,
+    embedder: str | None = DEFAULT_EMBEDDER,
+    bertscore_model: str | None = DEFAULT_BERTSCORE_MODEL,
     progress: bool = True,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> RunOutput:
@@ -231,10 +335,20 @@ def run(
         f"dataset {ds.name}: {len(ds.users)} users, {len(ds.catalog)} items, "
         f"{len(data.test)} test examples"
     )
+    model_config, narrator_options = _split_narrator_options(config or {})
+    narrator_cfg = NarratorConfig.from_options(narrator_options)
+    if narrator_options and not data.task.generates:
+        raise RunError(f"narrator.* options apply to the conversational task only, not '{task}'")
     entry = plugins.get("model", model)
+    if data.task.generates and not getattr(entry.factory, "generates_text", False):
+        # Fail before training, not after: the backend exists and takes these options.
+        backend = plugins.get("llm_backend", narrator_cfg.backend)
+        check_options(
+            f"llm backend '{narrator_cfg.backend}'", backend.factory, narrator_cfg.backend_options
+        )
     random.seed(seed)
     np.random.seed(seed)  # legacy global seed for plugins that still use it
-    instance: Model = entry.factory(ds.catalog, seed=seed, **(config or {}))
+    instance: Model = entry.factory(ds.catalog, seed=seed, **model_config)
     t_load = time.perf_counter()
     fit_log = instance.fit(data.train, data.valid) or {}
     t_fit = time.perf_counter()
@@ -249,6 +363,23 @@ def run(
         progress=progress,
     )
     t_eval = time.perf_counter()
+    narration = None
+    if data.task.generates:
+        assert narrative is not None
+        narration = _narrate(
+            instance,
+            data,
+            ds,
+            samples,
+            narrative,
+            narrator_cfg,
+            cache_default=str(Path(output) / ".llm-cache.sqlite"),
+            embedder=embedder,
+            bertscore_model=bertscore_model,
+            progress=progress,
+            log=log,
+        )
+    t_text = time.perf_counter()
 
     out_dir = Path(output) / ds.name / task
     stem = model + (f"__{narrative}" if narrative else "")
@@ -284,16 +415,18 @@ def run(
             critiqued_examples=sum(has_critique),
             limit=limit,
         ),
-        metrics=recompute_metrics(samples, tie_policy),
+        metrics={**recompute_metrics(samples, tie_policy), **(narration[1] if narration else {})},
         timings={
             "load_s": round(t_load - t0, 3),
             "fit_s": round(t_fit - t_load, 3),
             "evaluate_s": round(t_eval - t_fit, 3),
-            "total_s": round(t_eval - t0, 3),
+            **({"narrate_and_score_s": round(t_text - t_eval, 3)} if narration else {}),
+            "total_s": round(t_text - t0, 3),
         },
         seeds={"seed": seed},
         environment=_environment(instance),
         fit_log=fit_log,
+        narration=narration[0] if narration else None,
         samples_file=samples_path.name,
         samples_sha256=samples_sha,
         signature="",

@@ -13,19 +13,24 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from regen_bench.data.schema import Interaction, Item, Narratives, UserRecord
 from regen_bench.fileio import atomic_write
 
-#: Field names (on a purchase_history entry) that hold the critique leading to that purchase.
-#: The first name is the one our writer emits.
+# The one mapping table for the release fields whose names are unconfirmed: a newer release
+# with other field names is a one-line change here (docs/data-format.md says the same).
+#: Field names (on a purchase_history entry) that hold the critique leading to that purchase,
+#: tried in order (the first non-null wins). The first name is the one our writer emits.
 CRITIQUE_FIELDS: tuple[str, ...] = ("critique", "user_critique")
-#: Field names (in ``last_purchase``) that hold the product endorsement of the last item.
+#: Field names (in ``last_purchase``) that hold the product endorsement of the last item,
+#: tried in order. The first name is the one our writer emits.
 ENDORSEMENT_FIELDS: tuple[str, ...] = ("endorsement", "product_endorsement")
 
 _ITEM_FIELDS = {"asin", "title", "category", "description", "price", "brand"}
@@ -34,6 +39,8 @@ _PURCHASE_FIELDS = {"item", "review", *CRITIQUE_FIELDS}
 _LAST_FIELDS = {"reason", "explanation", *ENDORSEMENT_FIELDS}
 _USER_FIELDS = {"profile", "brief_summary", "long_summary"}
 _TOP_FIELDS = {"reviewer_id", "purchase_history", "last_purchase", "user", "metadata"}
+#: Lines between two ``on_progress`` calls of :func:`iter_lines`.
+_PROGRESS_EVERY = 4096
 #: Category paths are joined with this separator in the release.
 CATEGORY_SEPARATOR = " - "
 
@@ -46,15 +53,28 @@ class DataFormatError(ValueError):
         super().__init__(f"{path}:{line}: field '{field}': {problem}")
 
 
+#: How many messages of skipped lines a :class:`ReadReport` keeps as samples.
+MAX_BAD_LINE_MESSAGES = 5
+
+
 @dataclass
 class ReadReport:
-    """What a read saw besides the records: unknown fields and the content fingerprint."""
+    """What a read saw besides the records: unknown fields, skipped lines, the fingerprint."""
 
     users: int = 0
     interactions: int = 0
     critiques: int = 0
     unknown_fields: Counter[str] = field(default_factory=Counter)
     sha256: str = ""
+    #: Lines skipped as malformed (only with ``skip_bad_lines``), and the first few messages.
+    bad_lines: int = 0
+    bad_line_messages: list[str] = field(default_factory=list)
+
+    def note_bad_line(self, error: DataFormatError) -> None:
+        """Count a skipped line, keeping its message among the first few samples."""
+        self.bad_lines += 1
+        if len(self.bad_line_messages) < MAX_BAD_LINE_MESSAGES:
+            self.bad_line_messages.append(str(error))
 
 
 def open_text(path: str | os.PathLike[str]) -> IO[bytes]:
@@ -66,9 +86,10 @@ def open_text(path: str | os.PathLike[str]) -> IO[bytes]:
     return raw
 
 
-def _require(
+def require_field(
     obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, ctx: tuple[str, int]
 ) -> Any:
+    """``obj[key]`` checked against ``kind``; DataFormatError naming ``where + key`` if not."""
     if key not in obj:
         raise DataFormatError(ctx[0], ctx[1], f"{where}{key}", "missing")
     value = obj[key]
@@ -77,14 +98,15 @@ def _require(
             ctx[0],
             ctx[1],
             f"{where}{key}",
-            f"expected {_kind_name(kind)}, got {type(value).__name__}",
+            f"expected {_kind_name(kind)}, got {_kind_name(type(value))}",
         )
     return value
 
 
-def _optional(
+def optional_field(
     obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, ctx: tuple[str, int]
 ) -> Any:
+    """Like :func:`require_field`, but a missing or null value gives None."""
     value = obj.get(key)
     if value is None:
         return None
@@ -93,7 +115,7 @@ def _optional(
             ctx[0],
             ctx[1],
             f"{where}{key}",
-            f"expected {_kind_name(kind)} or null, got {type(value).__name__}",
+            f"expected {_kind_name(kind)} or null, got {_kind_name(type(value))}",
         )
     return value
 
@@ -106,6 +128,8 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
         "float": "number",
         "dict": "object",
         "list": "array",
+        "bool": "boolean",
+        "NoneType": "null",
     }
     return " or ".join(names.get(k.__name__, k.__name__) for k in kinds)
 
@@ -117,20 +141,39 @@ def _first(obj: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any]:
     return names[0], None
 
 
-def _note_unknown(obj: dict[str, Any], known: set[str], where: str, report: ReadReport) -> None:
+def _note_unknown(obj: dict[str, Any], known: set[str], where: str, unknown: Counter[str]) -> None:
     for key in obj:
         if key not in known:
-            report.unknown_fields[f"{where}{key}"] += 1
+            unknown[f"{where}{key}"] += 1
+
+
+def _category_path(category: str | None) -> tuple[str, ...]:
+    """The release joins category levels with " - "; null or empty means no path."""
+    return tuple(category.split(CATEGORY_SEPARATOR)) if category else ()
+
+
+def _price(value: float | None, where: str, ctx: tuple[str, int]) -> float | None:
+    """The release writes 0 for a missing price; negative or non-finite prices are errors."""
+    if value is None or value == 0:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise DataFormatError(ctx[0], ctx[1], where, f"expected a price >= 0, got {value}")
+    return float(value)
 
 
 def parse_record(obj: Any, ctx: tuple[str, int], report: ReadReport | None = None) -> UserRecord:
-    """Turn one decoded JSON line into a :class:`UserRecord`; raise DataFormatError if bad."""
-    report = report if report is not None else ReadReport()
+    """Turn one decoded JSON line into a :class:`UserRecord`; raise DataFormatError if bad.
+
+    ``report`` is only updated when the whole line is good, so a skipped line leaves no trace
+    in its counts.
+    """
     if not isinstance(obj, dict):
         raise DataFormatError(ctx[0], ctx[1], "<line>", "expected a JSON object")
-    _note_unknown(obj, _TOP_FIELDS, "", report)
-    user_id = _require(obj, "reviewer_id", str, "", ctx)
-    history = _require(obj, "purchase_history", list, "", ctx)
+    unknown: Counter[str] = Counter()
+    n_critiques = 0
+    _note_unknown(obj, _TOP_FIELDS, "", unknown)
+    user_id = require_field(obj, "reviewer_id", str, "", ctx)
+    history = require_field(obj, "purchase_history", list, "", ctx)
     if not history:
         raise DataFormatError(ctx[0], ctx[1], "purchase_history", "empty")
     items: dict[str, Item] = {}
@@ -139,25 +182,24 @@ def parse_record(obj: Any, ctx: tuple[str, int], report: ReadReport | None = Non
         where = f"purchase_history[{pos}]."
         if not isinstance(entry, dict):
             raise DataFormatError(ctx[0], ctx[1], where[:-1], "expected an object")
-        _note_unknown(entry, _PURCHASE_FIELDS, "purchase_history[].", report)
-        item = _require(entry, "item", dict, where, ctx)
-        review = _require(entry, "review", dict, where, ctx)
-        _note_unknown(item, _ITEM_FIELDS, "purchase_history[].item.", report)
-        _note_unknown(review, _REVIEW_FIELDS, "purchase_history[].review.", report)
-        asin = _require(item, "asin", str, where + "item.", ctx)
-        category = _optional(item, "category", str, where + "item.", ctx)
-        price = _optional(item, "price", (int, float), where + "item.", ctx)
+        _note_unknown(entry, _PURCHASE_FIELDS, "purchase_history[].", unknown)
+        item = require_field(entry, "item", dict, where, ctx)
+        review = require_field(entry, "review", dict, where, ctx)
+        _note_unknown(item, _ITEM_FIELDS, "purchase_history[].item.", unknown)
+        _note_unknown(review, _REVIEW_FIELDS, "purchase_history[].review.", unknown)
+        asin = require_field(item, "asin", str, where + "item.", ctx)
+        category = optional_field(item, "category", str, where + "item.", ctx)
+        price = optional_field(item, "price", (int, float), where + "item.", ctx)
         if asin not in items:
             items[asin] = Item(
                 asin=asin,
-                title=_optional(item, "title", str, where + "item.", ctx) or "",
-                categories=tuple(category.split(CATEGORY_SEPARATOR)) if category else (),
-                description=_optional(item, "description", str, where + "item.", ctx) or "",
-                # The release writes 0 for a missing price.
-                price=float(price) if price else None,
-                brand=_optional(item, "brand", str, where + "item.", ctx),
+                title=optional_field(item, "title", str, where + "item.", ctx) or "",
+                categories=_category_path(category),
+                description=optional_field(item, "description", str, where + "item.", ctx) or "",
+                price=_price(price, where + "item.price", ctx),
+                brand=optional_field(item, "brand", str, where + "item.", ctx),
             )
-        rating = _require(review, "rating", (int, float), where + "review.", ctx)
+        rating = require_field(review, "rating", (int, float), where + "review.", ctx)
         if not 1 <= rating <= 5:
             raise DataFormatError(
                 ctx[0], ctx[1], where + "review.rating", f"expected 1-5, got {rating}"
@@ -167,33 +209,41 @@ def parse_record(obj: Any, ctx: tuple[str, int], report: ReadReport | None = Non
             raise DataFormatError(ctx[0], ctx[1], where + crit_name, "expected string or null")
         critique = critique.strip() or None if isinstance(critique, str) else None
         if critique is not None:
-            report.critiques += 1
+            n_critiques += 1
+        when = require_field(review, "unix_time", (int, float), where + "review.", ctx)
+        if not math.isfinite(when):
+            raise DataFormatError(
+                ctx[0], ctx[1], where + "review.unix_time", f"expected a time, got {when}"
+            )
         interactions.append(
             Interaction(
                 item_id=asin,
-                timestamp=int(_require(review, "unix_time", (int, float), where + "review.", ctx)),
+                timestamp=int(when),
                 rating=float(rating),
-                summary=_optional(review, "summary", str, where + "review.", ctx) or "",
-                text=_optional(review, "text", str, where + "review.", ctx) or "",
+                summary=optional_field(review, "summary", str, where + "review.", ctx) or "",
+                text=optional_field(review, "text", str, where + "review.", ctx) or "",
                 critique=critique,
             )
         )
-    last = _optional(obj, "last_purchase", dict, "", ctx) or {}
-    user = _optional(obj, "user", dict, "", ctx) or {}
-    _note_unknown(last, _LAST_FIELDS, "last_purchase.", report)
-    _note_unknown(user, _USER_FIELDS, "user.", report)
+    last = optional_field(obj, "last_purchase", dict, "", ctx) or {}
+    user = optional_field(obj, "user", dict, "", ctx) or {}
+    _note_unknown(last, _LAST_FIELDS, "last_purchase.", unknown)
+    _note_unknown(user, _USER_FIELDS, "user.", unknown)
     end_name, _ = _first(last, ENDORSEMENT_FIELDS)
     narratives = Narratives(
-        purchase_reason=_optional(last, "reason", str, "last_purchase.", ctx),
-        purchase_explanation=_optional(last, "explanation", str, "last_purchase.", ctx),
-        product_endorsement=_optional(last, end_name, str, "last_purchase.", ctx),
-        user_summary=_optional(user, "brief_summary", str, "user.", ctx),
-        user_summary_long=_optional(user, "long_summary", str, "user.", ctx),
-        user_profile=_optional(user, "profile", str, "user.", ctx),
+        purchase_reason=optional_field(last, "reason", str, "last_purchase.", ctx),
+        purchase_explanation=optional_field(last, "explanation", str, "last_purchase.", ctx),
+        product_endorsement=optional_field(last, end_name, str, "last_purchase.", ctx),
+        user_summary=optional_field(user, "brief_summary", str, "user.", ctx),
+        user_summary_long=optional_field(user, "long_summary", str, "user.", ctx),
+        user_profile=optional_field(user, "profile", str, "user.", ctx),
     )
-    scores = _optional(obj, "metadata", dict, "", ctx) or {}
-    report.users += 1
-    report.interactions += len(interactions)
+    scores = optional_field(obj, "metadata", dict, "", ctx) or {}
+    if report is not None:
+        report.users += 1
+        report.interactions += len(interactions)
+        report.critiques += n_critiques
+        report.unknown_fields.update(unknown)
     return UserRecord(
         user_id=user_id,
         interactions=interactions,
@@ -203,34 +253,88 @@ def parse_record(obj: Any, ctx: tuple[str, int], report: ReadReport | None = Non
     )
 
 
+def decode_line(raw: bytes, ctx: tuple[str, int]) -> Any:
+    """Decode one JSON line; invalid UTF-8 or JSON raises DataFormatError naming the column."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(
+            ctx[0], ctx[1], "<line>", f"invalid JSON ({exc.msg} at column {exc.colno})"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            ctx[0], ctx[1], "<line>", f"invalid UTF-8 at byte {exc.start}"
+        ) from None
+
+
+def iter_lines(
+    path: str | os.PathLike[str],
+    digest: Any = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line number, raw line)`` of a plain or gzip file, 1-based.
+
+    A truncated or corrupt gzip raises DataFormatError naming the file and the last complete
+    line, never a partial read passed off as the whole file. ``digest`` (a hashlib object), if
+    given, is updated with every line; ``on_progress``, if given, is called now and then with
+    the number of bytes of the file on disk consumed so far (for byte-sized progress bars).
+    """
+    lineno = 0
+    try:
+        with open_text(path) as fh:
+            disk = fh.fileobj if isinstance(fh, gzip.GzipFile) else fh
+            for lineno, raw in enumerate(fh, start=1):
+                if digest is not None:
+                    digest.update(raw)
+                if on_progress is not None and not lineno % _PROGRESS_EVERY:
+                    on_progress(disk.tell())
+                yield lineno, raw
+            if on_progress is not None:
+                on_progress(disk.tell())
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        if isinstance(exc, (EOFError, gzip.BadGzipFile, zlib.error)):
+            raise DataFormatError(
+                path,
+                lineno + 1,
+                "<file>",
+                f"gzip data truncated or corrupt after line {lineno} (the last complete line): "
+                f"{exc}; the file is incomplete, copy or download it again",
+            ) from None
+        raise DataFormatError(path, lineno + 1, "<file>", f"unreadable: {exc}") from None
+
+
 def iter_records(
-    path: str | os.PathLike[str], report: ReadReport | None = None
+    path: str | os.PathLike[str],
+    report: ReadReport | None = None,
+    *,
+    skip_bad_lines: bool = False,
 ) -> Iterator[UserRecord]:
     """Stream the users of a REGEN-format file (plain or gzip), one record at a time.
 
     ``report`` is filled while reading; its ``sha256`` (of the decompressed bytes, so the same
     content gives the same fingerprint however it is compressed) is set once the file is read
-    to the end. Blank lines are skipped; any other malformed line raises DataFormatError.
+    to the end. Blank lines are skipped. A malformed line (invalid JSON, a missing required
+    field, a wrong type) raises DataFormatError naming file, line and field, or, with
+    ``skip_bad_lines``, is skipped and counted in ``report.bad_lines`` (the first messages are
+    kept in ``report.bad_line_messages``). A truncated gzip always raises: the fingerprint of
+    a partial file would be wrong.
     """
     report = report if report is not None else ReadReport()
     digest = hashlib.sha256()
-    try:
-        with open_text(path) as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                digest.update(raw)
-                if not raw.strip():
-                    continue
-                try:
-                    obj = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise DataFormatError(
-                        path, lineno, "<line>", f"invalid JSON ({exc.msg} at column {exc.colno})"
-                    ) from None
-                yield parse_record(obj, (str(path), lineno), report)
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise DataFormatError(path, 0, "<file>", f"unreadable or truncated: {exc}") from None
+    name = str(path)
+    for lineno, raw in iter_lines(path, digest):
+        if not raw.strip():
+            continue
+        try:
+            record = parse_record(decode_line(raw, (name, lineno)), (name, lineno), report)
+        except DataFormatError as exc:
+            if not skip_bad_lines:
+                raise
+            report.note_bad_line(exc)
+            continue
+        yield record
     report.sha256 = digest.hexdigest()
 
 

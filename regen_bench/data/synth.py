@@ -24,8 +24,11 @@ import bisect
 import math
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from regen_bench.data import synth_text as tx
 from regen_bench.data.regen import write_records
@@ -46,6 +49,97 @@ _LINE_NAMES = (
 )
 #: Sold across every branch, like a marketplace's own label.
 HOUSE_BRAND = "Stockroom"
+#: Leaves with more items than this are sampled with numpy and indexes (see _pick_leaf).
+BIG_LEAF = 48
+#: A large leaf's shortlist per pick: its most popular items and some uniform draws.
+SHORTLIST_TOP = 192
+SHORTLIST_RANDOM = 16
+#: Leaves asked for more items than this get extra generated brands (see _extra_lines).
+EXTEND_QUOTA = 100
+_BRAND_HEADS = (
+    "Ash",
+    "Bay",
+    "Birch",
+    "Blue",
+    "Bright",
+    "Brook",
+    "Cedar",
+    "Clear",
+    "Cobalt",
+    "Copper",
+    "Crest",
+    "Dale",
+    "Elm",
+    "Fern",
+    "Field",
+    "Fox",
+    "Glen",
+    "Gold",
+    "Granite",
+    "Harbor",
+    "Hazel",
+    "Iron",
+    "Juniper",
+    "Lake",
+    "Linden",
+    "Maple",
+    "Meadow",
+    "Mill",
+    "North",
+    "Oak",
+    "Orchard",
+    "Pine",
+    "Quarry",
+    "Raven",
+    "Ridge",
+    "River",
+    "Rowan",
+    "Sage",
+    "Silver",
+    "Slate",
+    "Spruce",
+    "Stone",
+    "Summit",
+    "Swift",
+    "Thorn",
+    "Vale",
+    "West",
+    "Willow",
+)
+_BRAND_TAILS = (
+    "bank",
+    "bay",
+    "bridge",
+    "brook",
+    "craft",
+    "crest",
+    "dale",
+    "field",
+    "ford",
+    "gate",
+    "hall",
+    "haven",
+    "hill",
+    "hurst",
+    "land",
+    "lane",
+    "leigh",
+    "line",
+    "mark",
+    "mere",
+    "mont",
+    "moor",
+    "port",
+    "ridge",
+    "stead",
+    "stone",
+    "ton",
+    "vale",
+    "view",
+    "well",
+    "wick",
+    "works",
+)
 
 _OS = ("Office Products", "Office & School Supplies")
 _OE = ("Office Products", "Office Electronics")
@@ -325,7 +419,7 @@ class ItemSpec:
         return self.item.categories[:CRITIQUE_LEVELS]
 
 
-@dataclass
+@dataclass(slots=True)
 class SynthUser:
     """A simulated user: latent tastes and the true story behind each purchase."""
 
@@ -493,8 +587,83 @@ def build_catalog(items: int, seed: int) -> list[ItemSpec]:
                 )
                 made += 1
             depth += 1
+        if made < quota and quota > EXTEND_QUOTA:
+            made += _extra_lines(
+                rng, specs, taken, leaf_idx, quota - made, brand_tier, brand_factor, brands
+            )
         carry = quota - made
     return specs
+
+
+def _extra_lines(
+    rng: tx.Rng,
+    specs: list[ItemSpec],
+    taken: set[str],
+    leaf_idx: int,
+    need: int,
+    brand_tier: dict[str, int],
+    brand_factor: dict[str, float],
+    used: list[str],
+) -> int:
+    """Fill a large leaf with extra brands' product lines; return how many items were made.
+
+    A leaf's own brands give at most a few hundred variants; a Clothing-scale catalog needs
+    thousands per leaf. Extra brands get generated names and the same line structure (a
+    brand's lines share colours and packs, so every refinement kind still exists). Only
+    leaves above :data:`EXTEND_QUOTA` come here, so small worlds (``mini``) are unchanged.
+    """
+    _, group, leaf, fam_key, base, _ = LEAVES[leaf_idx]
+    root, level3, _, _ = BRANCHES[LEAVES[leaf_idx][0]]
+    fam = tx.FAMILIES[fam_key]
+    path = (*root, level3, group, leaf)
+    names = set(used)
+    made = 0
+    while made < need:
+        brand = ""
+        for attempt in range(64):
+            brand = rng.choice(_BRAND_HEADS) + rng.choice(_BRAND_TAILS)
+            if attempt >= 32:
+                brand += f" {2 + rng.below(98)}"
+            if brand not in names:
+                break
+        names.add(brand)
+        t = brand_tier.setdefault(brand, rng.weighted((1, 2, 1.2)))
+        factor = brand_factor.setdefault(brand, rng.uniform(0.9, 1.12))
+        colours = rng.sample(fam.colours, min(len(fam.colours), 2 + rng.below(2)))
+        packs = sorted(rng.sample(range(len(fam.packs)), min(len(fam.packs), 2 + rng.below(2))))
+        tiers = [t] + (
+            [t + 1 if t < 2 and (t == 0 or rng.random() < 0.5) else t - 1] * (rng.random() < 0.7)
+        )
+        spec = rng.choice(fam.specs)
+        for tier in tiers:
+            line = rng.choice(_LINE_NAMES[tier])
+            cells = sorted(
+                ((c, p) for c in colours for p in packs),
+                key=lambda cp: (colours.index(cp[0]) + packs.index(cp[1]), colours.index(cp[0])),
+            )
+            for colour, pack_rank in cells:
+                if made >= need:
+                    return made
+                n = fam.packs[pack_rank]
+                cents = _price(base, fam, pack_rank, tier, factor)
+                asin = _asin(rng, taken)
+                item = Item(
+                    asin=asin,
+                    title=tx.title(brand, line, leaf, colour, tx.pack_label(fam, n)),
+                    categories=path,
+                    price=cents / 100,
+                    brand=brand,
+                    description=tx.description(
+                        rng, fam, brand, line, leaf, spec, colour, n, TIERS[tier]
+                    ),
+                )
+                specs.append(
+                    ItemSpec(
+                        asin, leaf_idx, brand, line, tier, colour, n, pack_rank, spec, cents, item
+                    )
+                )
+                made += 1
+    return made
 
 
 # --- users and their purchases -------------------------------------------------------------
@@ -527,6 +696,43 @@ class _Store:
         for p in self.pop:
             acc += p
             self.cum_pop.append(acc)
+        # Indexes for large leaves (Clothing scale), where scanning a whole leaf per purchase
+        # step would cost hours; small leaves keep the plain scans (and the ``mini`` bytes).
+        self.by_line: dict[tuple[int, str, str], list[int]] = {}
+        self.by_cell: dict[tuple[int, str, int], list[int]] = {}
+        for i, s in enumerate(specs):
+            self.by_line.setdefault((s.leaf, s.brand, s.line), []).append(i)
+            self.by_cell.setdefault((s.leaf, s.colour, s.pack), []).append(i)
+        self.brand_code: dict[str, int] = {}
+        self.colour_code: dict[str, int] = {}
+        self.pos_in_leaf = [0] * len(specs)
+        for idx in self.by_leaf.values():
+            for pos, i in enumerate(idx):
+                self.pos_in_leaf[i] = pos
+                self.brand_code.setdefault(specs[i].brand, len(self.brand_code))
+                self.colour_code.setdefault(specs[i].colour, len(self.colour_code))
+        self._leaf_arrays: dict[int, dict[str, np.ndarray]] = {}
+
+    def leaf_arrays(self, leaf: int) -> dict[str, np.ndarray]:
+        """Columns of one leaf's items for vectorised weighting (built on first use)."""
+        got = self._leaf_arrays.get(leaf)
+        if got is None:
+            idx = self.by_leaf[leaf]
+            specs = [self.specs[i] for i in idx]
+            bc, cc = self.brand_code, self.colour_code
+            got = self._leaf_arrays[leaf] = {
+                "idx": np.asarray(idx, dtype=np.int64),
+                "sqrt_pop": np.sqrt(np.asarray([self.pop[i] for i in idx])),
+                "brand": np.asarray([bc[s.brand] for s in specs]),
+                "colour": np.asarray([cc[s.colour] for s in specs]),
+                "tier": np.asarray([s.tier for s in specs]),
+                "pack_pos": np.asarray(
+                    [s.pack_rank / max(len(s.family.packs) - 1, 1) for s in specs]
+                ),
+            }
+            pop = np.asarray([self.pop[i] for i in idx])
+            got["top"] = np.sort(np.argsort(-pop, kind="stable")[:SHORTLIST_TOP])
+        return got
 
     def popular(self, rng: tx.Rng) -> int:
         return min(
@@ -602,13 +808,78 @@ def _pick(
     return cands[rng.weighted(w)]
 
 
+def _pick_leaf(
+    rng: tx.Rng,
+    store: _Store,
+    u: SynthUser,
+    leaf: int,
+    seen: set[int],
+    group: tuple[str, ...] | None,
+    after: ItemSpec | None = None,
+) -> int | None:
+    """:func:`_pick` over a leaf's items outside ``seen`` and outside the level-4 ``group``.
+
+    Large leaves use the same weights computed with numpy (a Python loop over thousands of
+    items per purchase step would take hours at Clothing scale).
+    """
+    items = store.by_leaf[leaf]
+    if len(items) <= BIG_LEAF:
+        cands = [i for i in items if i not in seen and store.specs[i].group != group]
+        return _pick(rng, store, u, cands, after)
+    if store.specs[items[0]].group == group:  # one leaf, one level-4 group
+        return None
+    full = store.leaf_arrays(leaf)
+    # Weigh a shortlist: the leaf's most popular items plus a few drawn uniformly (the tail
+    # is still bought through these draws and the cold-item cover). Weighing thousands of
+    # items per purchase step would take hours for 1.2M users.
+    drawn = [rng.below(len(items)) for _ in range(SHORTLIST_RANDOM)]
+    pos = np.unique(np.concatenate((full["top"], np.asarray(drawn, dtype=np.int64))))
+    arr = {key: col[pos] for key, col in full.items() if key != "top"}
+    seen_pos = {store.pos_in_leaf[i] for i in seen if store.specs[i].leaf == leaf}
+    keep = np.fromiter((p not in seen_pos for p in pos.tolist()), bool, len(pos))
+    if not keep.any():
+        return None
+    # Lookup tables instead of np.isin: a user likes a handful of brands and colours.
+    like_b = np.ones(len(store.brand_code))
+    like_b[[store.brand_code[b] for b in u.brands if b in store.brand_code]] = 3.0
+    like_c = np.ones(len(store.colour_code))
+    like_c[[store.colour_code[c] for c in u.colours if c in store.colour_code]] = 2.5
+    a = like_b[arr["brand"]]
+    a *= like_c[arr["colour"]]
+    a *= np.array((3.0, 1.0, 0.3))[np.abs(arr["tier"] - u.tier)]
+    a *= np.where(np.abs(arr["pack_pos"] - u.pack_habit / 2) <= 0.34, 2.0, 0.7)
+    x = arr["sqrt_pop"].copy()
+    if after is None:
+        x *= a
+    else:
+        x *= a**COMPLEMENT_TASTE
+        x *= np.where(arr["brand"] == store.brand_code.get(after.brand, -1), COMPLEMENT_BRAND, 1)
+        x *= np.where(
+            arr["colour"] == store.colour_code.get(after.colour, -1), COMPLEMENT_COLOUR, 1
+        )
+        x *= np.where(arr["tier"] == after.tier, COMPLEMENT_TIER, 1.0)
+    cum = np.cumsum(x[keep])
+    k = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(cum) - 1)
+    return int(arr["idx"][keep][k])
+
+
 def _refinements(
     store: _Store, u: SynthUser, prev: int, seen: set[int]
 ) -> list[tuple[int, str, float]]:
     """Variants of ``prev`` differing in exactly one attribute: (item, change, weight)."""
     p = store.specs[prev]
     out: list[tuple[int, str, float]] = []
-    for i in store.by_leaf[p.leaf]:
+    scan = store.by_leaf[p.leaf]
+    if len(scan) > BIG_LEAF:
+        # Every variant shares prev's line or its (colour, pack) cell: scan just those, in
+        # catalog order; of a crowded cell only the first SHORTLIST_TOP brands' variants.
+        scan = sorted(
+            {
+                *store.by_line[(p.leaf, p.brand, p.line)],
+                *store.by_cell[(p.leaf, p.colour, p.pack)][:SHORTLIST_TOP],
+            }
+        )
+    for i in scan:
         s = store.specs[i]
         if i in seen:
             continue
@@ -661,15 +932,13 @@ def _next(rng: tx.Rng, store: _Store, u: SynthUser, seen: set[int]) -> tuple[int
         if leaves:
             # The first-listed complement is the most natural next buy.
             leaf = leaves[rng.weighted([COMPLEMENT_DECAY**k for k in range(len(leaves))])]
-            got = _pick(
-                rng, store, u, [i for i in store.by_leaf[leaf] if allowed(i)], store.specs[prev]
-            )
+            got = _pick_leaf(rng, store, u, leaf, seen, group, store.specs[prev])
             if got is not None:
                 return got, "complement", None
         move = "taste"
     if move == "taste" and u.leaves and rng.random() < FAVOURITE_SHARE:
         leaf = u.leaves[rng.weighted([LEAVES[k][5] for k in u.leaves])]
-        got = _pick(rng, store, u, [i for i in store.by_leaf[leaf] if allowed(i)])
+        got = _pick_leaf(rng, store, u, leaf, seen, group)
         if got is not None:
             return got, "taste", None
     if move == "taste":
@@ -680,7 +949,7 @@ def _next(rng: tx.Rng, store: _Store, u: SynthUser, seen: set[int]) -> tuple[int
             if not leaves:
                 continue
             leaf = leaves[rng.weighted([LEAVES[k][5] for k in leaves])]
-            got = _pick(rng, store, u, [i for i in store.by_leaf[leaf] if allowed(i)])
+            got = _pick_leaf(rng, store, u, leaf, seen, group)
             if got is not None:
                 return got, "taste", None
     for _ in range(200):
@@ -801,16 +1070,19 @@ def _user_record(rng: tx.Rng, u: SynthUser, specs: list[ItemSpec]) -> UserRecord
     return UserRecord(u.user_id, interactions, items, narratives, scores={})
 
 
-def synthesize_world(
+def simulate(
     users: int = DEFAULT_USERS, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED
-) -> World:
-    """Build the catalog, the users and their REGEN records (a pure function of the args)."""
+) -> tuple[list[ItemSpec], list[SynthUser]]:
+    """The catalog and every user's purchases, without text (a pure function of the args).
+
+    Users are small here (indices and tastes, no text), so a Clothing-scale world fits in
+    memory; the text records are made one at a time by :func:`iter_synthetic`.
+    """
     if users < 1 or items < 2 * len(LEAVES):
         raise ValueError(f"need users >= 1 and items >= {2 * len(LEAVES)}")
     specs = build_catalog(items, seed)
     store = _Store(specs, tx.Rng(f"regen-mini/{seed}/popularity"))
     rng = tx.Rng(f"regen-mini/{seed}/users")
-    text_rng = tx.Rng(f"regen-mini/{seed}/text")
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     taken: set[str] = set()
     people: list[SynthUser] = []
@@ -831,7 +1103,27 @@ def synthesize_world(
             u.moves.append(move if u.items[:-1] else "first")
             u.changes.append(change)
         people.append(u)
+    del taken
     _cover_cold_items(store, people)
+    return specs, people
+
+
+def iter_synthetic(
+    users: int = DEFAULT_USERS, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED
+) -> Iterator[UserRecord]:
+    """The simulated store's users as REGEN records, made one at a time (bounded memory)."""
+    specs, people = simulate(users, items, seed)
+    text_rng = tx.Rng(f"regen-mini/{seed}/text")
+    for u in people:
+        yield _user_record(text_rng, u, specs)
+
+
+def synthesize_world(
+    users: int = DEFAULT_USERS, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED
+) -> World:
+    """Build the catalog, the users and their REGEN records (a pure function of the args)."""
+    specs, people = simulate(users, items, seed)
+    text_rng = tx.Rng(f"regen-mini/{seed}/text")
     records = [_user_record(text_rng, u, specs) for u in people]
     return World(specs, people, records)
 
@@ -841,42 +1133,73 @@ def _cover_cold_items(store: _Store, people: list[SynthUser]) -> None:
 
     The item replaces a taste-driven or popular pick (never a refinement or complement, and
     never next to an item of its own level-4 group) whose item was bought by others too, so
-    every story in the sequence stays true.
+    every story in the sequence stays true. Each cold item takes the first such slot in user
+    order.
+
+    A slot that fails the move rule or whose item has a single buyer left can never qualify
+    again (counts only fall), so such slots are skipped for good with a "next live slot"
+    union-find; only the level-4 neighbour rule is checked per cold item. This finds the same
+    slots as scanning every user from the start for every cold item, which is quadratic and
+    takes days at Clothing scale.
     """
     counts = Counter(i for u in people for i in u.items)
-    for cold in range(len(store.specs)):
-        if counts[cold]:
+    cold_items = [c for c in range(len(store.specs)) if not counts[c]]
+    if not cold_items:
+        return
+    lengths = np.fromiter((len(u.items) for u in people), np.int64, len(people))
+    owner = np.repeat(np.arange(len(people), dtype=np.int64), lengths)
+    first = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    total = int(lengths.sum())
+    # nxt[p]: p itself while slot p may still qualify, else a later slot (path-compressed).
+    nxt = np.arange(total + 1, dtype=np.int64)
+
+    def live(p: int) -> int:
+        root = p
+        while nxt[root] != root:
+            root = int(nxt[root])
+        while nxt[p] != root:
+            nxt[p], p = root, int(nxt[p])
+        return root
+
+    specs = store.specs
+    for p in range(total):
+        u = people[int(owner[p])]
+        k = p - int(first[owner[p]])
+        after = u.moves[k + 1] if k + 1 < len(u.items) else None
+        if u.moves[k] not in ("first", "taste", "popular") or after in ("refine", "complement"):
+            nxt[p] = p + 1
+    exhausted: set[tuple[str, ...]] = set()
+    for cold in cold_items:
+        group = specs[cold].group
+        if group in exhausted:
+            # No slot was left for this group: more cold items than buyers (a catalog far
+            # larger than its users); rescanning for every such item would be quadratic.
             continue
-        group = store.specs[cold].group
-        done = False
-        for u in people:
-            for k, i in enumerate(u.items):
-                nxt = u.moves[k + 1] if k + 1 < len(u.items) else None
-                if (
-                    u.moves[k] in ("first", "taste", "popular")
-                    and counts[i] > 1
-                    and nxt not in ("refine", "complement")
-                    and cold not in u.items
-                    and all(
-                        store.specs[u.items[j]].group != group
-                        for j in (k - 1, k + 1)
-                        if 0 <= j < len(u.items)
-                    )
-                ):
-                    counts[i] -= 1
-                    counts[cold] += 1
-                    u.items[k] = cold
-                    done = True
-                    break
-            if done:
+        p = live(0)
+        while p < total:
+            u = people[int(owner[p])]
+            k = p - int(first[owner[p]])
+            i = u.items[k]
+            if counts[i] <= 1:
+                nxt[p] = p + 1
+            elif cold not in u.items and all(
+                specs[u.items[j]].group != group for j in (k - 1, k + 1) if 0 <= j < len(u.items)
+            ):
+                counts[i] -= 1
+                counts[cold] += 1
+                u.items[k] = cold
+                nxt[p] = p + 1  # now holds an item with a single buyer
                 break
+            p = live(p + 1)
+        else:
+            exhausted.add(group)
 
 
 def synthesize(
     users: int = DEFAULT_USERS, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED
 ) -> list[UserRecord]:
     """The simulated store's users as REGEN records (same arguments, same records)."""
-    return synthesize_world(users, items, seed).records
+    return list(iter_synthetic(users, items, seed))
 
 
 def write_synthetic(
@@ -884,20 +1207,36 @@ def write_synthetic(
     users: int = DEFAULT_USERS,
     items: int = DEFAULT_ITEMS,
     seed: int = DEFAULT_SEED,
+    progress: bool = False,
 ) -> SynthStats:
-    """Synthesize and write a REGEN-format file (gzip if ``.gz``); return its statistics."""
-    records = synthesize(users, items, seed)
-    fingerprint = write_records(records, out_path)
-    pairs = sum(len(r.interactions) - 1 for r in records)
-    critiques = sum(i.critique is not None for r in records for i in r.interactions[1:])
-    interactions = sum(len(r.interactions) for r in records)
-    asins = {i.item_id for r in records for i in r.interactions}
+    """Synthesize and write a REGEN-format file (gzip if ``.gz``); return its statistics.
+
+    Records are written as they are made, so memory stays bounded by the (text-free) world.
+    """
+    counts = {"users": 0, "pairs": 0, "critiques": 0, "interactions": 0}
+    asins: set[str] = set()
+
+    def counted() -> Iterator[UserRecord]:
+        records: Iterator[UserRecord] = iter_synthetic(users, items, seed)
+        if progress:
+            from tqdm.auto import tqdm
+
+            records = tqdm(records, total=users, unit="user", desc="synth")
+        for rec in records:
+            counts["users"] += 1
+            counts["interactions"] += len(rec.interactions)
+            counts["pairs"] += len(rec.interactions) - 1
+            counts["critiques"] += sum(i.critique is not None for i in rec.interactions[1:])
+            asins.update(i.item_id for i in rec.interactions)
+            yield rec
+
+    fingerprint = write_records(counted(), out_path)
     return SynthStats(
-        users=len(records),
+        users=counts["users"],
         items=len(asins),
-        interactions=interactions,
-        items_per_user=interactions / len(records),
-        critique_coverage=critiques / pairs,
+        interactions=counts["interactions"],
+        items_per_user=counts["interactions"] / counts["users"],
+        critique_coverage=counts["critiques"] / counts["pairs"] if counts["pairs"] else 0.0,
         fingerprint=fingerprint,
         path=str(out_path),
         size_bytes=Path(out_path).stat().st_size,

@@ -1,0 +1,156 @@
+"""The BERT4Rec network, the sequence encoder FLARE shares, and masking helpers (imports torch).
+
+Imported lazily by :mod:`regen_bench_plugins.bert4rec` and :mod:`regen_bench_plugins.flare`.
+Token ids of a batch: 0 = padding, 1..N = catalog items shifted by +1, N+1 = [MASK].
+Sequences are left-padded and right-aligned, so the [MASK] appended at inference is always in
+the last column and always gets the same (last) position embedding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: LayerNorm epsilon of BERT.
+LN_EPS = 1e-12
+
+
+class SequenceEncoder(nn.Module):
+    """Learned positions + bidirectional post-LN transformer + BERT's masked-item output head.
+
+    ``forward`` takes token vectors (B, T, hidden) already looked up by the caller (an ID table
+    for BERT4Rec, fused ID + text vectors for FLARE), so both models share this module.
+    """
+
+    def __init__(self, hidden: int, blocks: int, heads: int, dropout: float, max_len: int):
+        super().__init__()
+        self.max_len = max_len
+        self.pos_emb = nn.Embedding(max_len, hidden)
+        self.emb_norm = nn.LayerNorm(hidden, eps=LN_EPS)
+        self.dropout = nn.Dropout(dropout)
+        # torch's own transformer layer (post-LN, GELU as in BERT); nested tensors are off so
+        # the eval fast path keeps the padded shape, and with it batch-independent numbers.
+        layer = nn.TransformerEncoderLayer(
+            hidden,
+            heads,
+            dim_feedforward=4 * hidden,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            layer_norm_eps=LN_EPS,
+        )
+        self.layers = nn.TransformerEncoder(layer, blocks, enable_nested_tensor=False)
+        # BERT's MLM head: dense + GELU + LayerNorm, then a dot product with the item table.
+        self.head = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden, eps=LN_EPS)
+        )
+
+    def forward(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Head outputs (B, T, hidden) of (B, T, hidden) token vectors; ``valid`` = not padding.
+
+        Every row needs at least one valid token (all-padding attention is undefined).
+        """
+        t = tokens.shape[1]
+        pos = torch.arange(self.max_len - t, self.max_len, device=tokens.device)
+        x = self.dropout(self.emb_norm(tokens + self.pos_emb(pos)))
+        x = self.layers(x, src_key_padding_mask=~valid)
+        out: torch.Tensor = self.head(x)
+        return out
+
+
+class BERT4RecNet(nn.Module):
+    """Item table (padding, N items, [MASK]) shared by input and output, plus an output bias."""
+
+    def __init__(
+        self, n_items: int, hidden: int, blocks: int, heads: int, dropout: float, max_len: int
+    ):
+        super().__init__()
+        self.n_items = n_items
+        self.item_emb = nn.Embedding(n_items + 2, hidden, padding_idx=0)
+        self.encoder = SequenceEncoder(hidden, blocks, heads, dropout, max_len)
+        self.out_bias = nn.Parameter(torch.zeros(n_items))
+        self.logit_scale = hidden**-0.5
+        init_weights(self)
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        """Head outputs (B, T, hidden) of a left-padded (B, T) token batch."""
+        return self.encoder(self.item_emb(seq), seq > 0)
+
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        """Scores of every catalog item: (..., n_items)."""
+        items = self.item_emb.weight[1 : self.n_items + 1]
+        return (states @ items.T) * self.logit_scale + self.out_bias
+
+
+def init_weights(module: nn.Module) -> None:
+    """Xavier-normal for every weight matrix, N(0, 1) for every embedding table.
+
+    BERT's N(0, 0.02) left the small models here on a long plateau at the uniform loss (with
+    near-zero query/key weights attention stays uniform); Xavier on an embedding table would
+    shrink item vectors with the catalog size (std sqrt(2 / (N + d))) until the position
+    embeddings drown them. Unit-variance tables keep items and positions on one scale
+    whatever N; logits are divided by sqrt(hidden) (see ``logit_scale``) to stay O(1).
+    """
+    for mod in module.modules():
+        if isinstance(mod, nn.Embedding):
+            nn.init.normal_(mod.weight)
+            if mod.padding_idx is not None:
+                with torch.no_grad():
+                    mod.weight[mod.padding_idx].zero_()
+    for name, p in module.named_parameters():
+        if p.dim() > 1 and "emb" not in name:
+            nn.init.xavier_normal_(p)
+
+
+def left_pad(
+    seqs: list[np.ndarray], length: int, append: int | None = None, shift: int = 1
+) -> np.ndarray:
+    """Last items of each sequence, shifted by ``shift``, left-padded to ``length`` with 0.
+
+    With ``append`` (the [MASK] id) that token takes the last column and the newest
+    ``length - 1`` items precede it.
+    """
+    keep = length - (append is not None)
+    out = np.zeros((len(seqs), length), dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        tail = np.asarray(seq, dtype=np.int64)[max(len(seq) - keep, 0) :] if keep else seq[:0]
+        end = keep
+        if len(tail):
+            out[row, end - len(tail) : end] = tail + shift
+        if append is not None:
+            out[row, -1] = append
+    return out
+
+
+def trim(batch: np.ndarray) -> int:
+    """How many trailing columns hold any token (training: drop all-padding columns)."""
+    return max(int((batch > 0).sum(axis=1).max()) if len(batch) else 0, 1)
+
+
+def mask_items(
+    rng: np.random.Generator, seq: np.ndarray, prob: float, last_prob: float, mask_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cloze masking: (inputs, labels); labels hold the shifted target id or 0 (no loss).
+
+    Each item is replaced by [MASK] with probability ``prob`` (at least one per row); with
+    probability ``last_prob`` a row instead masks only its newest item (BERT4Rec's extra
+    samples that mimic inference).
+    """
+    valid = seq > 0
+    masked = (rng.random(seq.shape) < prob) & valid
+    only_last = rng.random(len(seq)) < last_prob
+    masked[only_last] = False
+    masked[only_last, -1] = valid[only_last, -1]
+    for row in np.flatnonzero(~masked.any(axis=1) & valid.any(axis=1)):
+        cols = np.flatnonzero(valid[row])
+        masked[row, cols[rng.integers(len(cols))]] = True
+    inputs = np.where(masked, mask_id, seq)
+    labels = np.where(masked, seq, 0)
+    return inputs, labels
+
+
+def masked_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Full-softmax cross-entropy over the catalog at the masked positions (labels > 0)."""
+    return F.cross_entropy(logits, labels - 1)

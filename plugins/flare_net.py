@@ -1,0 +1,157 @@
+"""FLARE's network: a Perceiver resampler fusing ID and text, over the BERT4Rec encoder.
+
+Imported lazily by :mod:`regen_bench_plugins.flare`. How an item vector is made (``e_i`` the
+learned ID embedding, ``t_i,1..L`` the frozen encoder's token states of the item text, ``P`` a
+learned linear projection to ``hidden``, ``R`` the resampler returning ``latents`` vectors):
+
+    v_i = e_i + mean_k R([e_i ; P t_i,1 ; ... ; P t_i,L])_k       (padding tokens masked)
+
+so the ID embedding is one extra key/value token next to the text tokens (the latents can
+weigh it against the text) and is also added residually (a direct path for collaborative
+signal). The text-only view ``u_i = mean_k R([P t_i,1..L])_k`` (ID token left out) is what the
+optional InfoNCE term aligns with ``e_i``. A critique ``c`` (token states ``s_1..M`` of the
+same frozen encoder) becomes ``w_c = W_c mean_k R([P s_1..M])_k + b_crit``; it is added to the
+token of the item it led to (or to the [MASK] standing for that item). The item vectors ``v``
+are both the input table and the output layer: score(i) = head(h) · v_i / sqrt(hidden) + b_i.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from regen_bench_plugins.bert4rec_net import LN_EPS, SequenceEncoder, init_weights
+from torch import nn
+
+
+class ResamplerLayer(nn.Module):
+    """Latents cross-attend over [tokens; latents] (Flamingo's form), then a feed-forward.
+
+    Written on ``scaled_dot_product_attention`` rather than ``nn.MultiheadAttention``: the
+    latter's batch-first transposes copied the (items x tokens) tensors, the bulk of the cost
+    of the per-step catalog pass on CPU.
+    """
+
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.norm_tokens = nn.LayerNorm(hidden, eps=LN_EPS)
+        self.norm_latents = nn.LayerNorm(hidden, eps=LN_EPS)
+        self.q = nn.Linear(hidden, hidden)
+        self.kv = nn.Linear(hidden, 2 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+        self.ffn = nn.Sequential(
+            nn.LayerNorm(hidden, eps=LN_EPS),
+            nn.Linear(hidden, 4 * hidden),
+            nn.GELU(),
+            nn.Linear(4 * hidden, hidden),
+        )
+
+    def forward(
+        self, latents: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        b, k, d = latents.shape
+        h = self.heads
+        lat = self.norm_latents(latents)
+        # Keys include the latents themselves, so a row whose tokens are all padding is still
+        # well defined (attention over the latents only).
+        kv = self.kv(torch.cat([self.norm_tokens(tokens), lat], dim=1))
+        keep = torch.cat([valid, valid.new_ones(b, k)], dim=1)[:, None, None, :]
+        key, value = kv.view(b, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        query = self.q(lat).view(b, k, h, d // h).transpose(1, 2)
+        att = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0
+        )
+        latents = latents + self.out(att.transpose(1, 2).reshape(b, k, d))
+        return latents + self.ffn(latents)
+
+
+class PerceiverResampler(nn.Module):
+    """``latents`` learned queries; ``forward`` maps (B, L, d) tokens to (B, latents, d)."""
+
+    def __init__(self, hidden: int, latents: int, heads: int, layers: int, dropout: float):
+        super().__init__()
+        self.latents = nn.Parameter(torch.randn(latents, hidden) * 0.02)
+        self.layers = nn.ModuleList(ResamplerLayer(hidden, heads, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(hidden, eps=LN_EPS)
+
+    def forward(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        lat = self.latents.unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        for layer in self.layers:
+            lat = layer(lat, tokens, valid)
+        out: torch.Tensor = self.norm(lat)
+        return out
+
+
+class FlareNet(nn.Module):
+    """ID table, text projection, resampler, critique head and the shared sequence encoder."""
+
+    def __init__(
+        self,
+        n_items: int,
+        text_dim: int,
+        hidden: int,
+        blocks: int,
+        heads: int,
+        dropout: float,
+        max_len: int,
+        latents: int,
+        resampler_layers: int,
+    ):
+        super().__init__()
+        self.n_items = n_items
+        self.id_emb = nn.Embedding(n_items, hidden)
+        self.text_proj = nn.Linear(text_dim, hidden)
+        self.resampler = PerceiverResampler(hidden, latents, heads, resampler_layers, dropout)
+        self.crit_out = nn.Linear(hidden, hidden)
+        self.mask_emb = nn.Parameter(torch.zeros(hidden))
+        self.encoder = SequenceEncoder(hidden, blocks, heads, dropout, max_len)
+        self.out_bias = nn.Parameter(torch.zeros(n_items))
+        self.logit_scale = hidden**-0.5
+        init_weights(self)
+        # Unit scale like the ID table and the resampler's LayerNorm-ed output.
+        nn.init.normal_(self.mask_emb)
+        nn.init.normal_(self.resampler.latents)
+
+    def item_vectors(
+        self, idx: torch.Tensor, text: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """v_i (M, hidden) of items ``idx`` (M,) from their token states (M, L, text_dim)."""
+        ids = self.id_emb(idx)
+        tokens = torch.cat([ids.unsqueeze(1), self.text_proj(text)], dim=1)
+        keep = torch.cat([valid.new_ones(len(idx), 1), valid], dim=1)
+        return ids + self.resampler(tokens, keep).mean(dim=1)
+
+    def text_vectors(self, text: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Text-only view (M, hidden): the resampler over the projected tokens, no ID token."""
+        return self.resampler(self.text_proj(text), valid).mean(dim=1)
+
+    def critique_vectors(self, text: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """w_c (M, hidden) of critiques from their token states."""
+        return self.crit_out(self.text_vectors(text, valid))
+
+    def forward(
+        self, seq: torch.Tensor, items: torch.Tensor, crit: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Head outputs (B, T, hidden).
+
+        ``seq``: (B, T) token ids (0 padding, 1..N items, N+1 [MASK]); ``items``: (N, hidden)
+        item vectors; ``crit``: (B, T, hidden) critique vectors to add (zeros where none).
+        """
+        pad = items.new_zeros(1, items.shape[1])
+        table = torch.cat([pad, items, self.mask_emb.unsqueeze(0)])
+        tokens = table[seq]
+        if crit is not None:
+            tokens = tokens + crit
+        return self.encoder(tokens, seq > 0)
+
+    def logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of every catalog item: (..., n_items)."""
+        return (states @ items.T) * self.logit_scale + self.out_bias
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE of matching rows of ``a`` and ``b`` (in-batch negatives, cosine)."""
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / temperature
+    target = torch.arange(len(a), device=a.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2

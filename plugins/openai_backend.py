@@ -1,0 +1,155 @@
+"""``openai`` LLM backend: the OpenAI API or any OpenAI-compatible server (vLLM, llama.cpp).
+
+The API key comes from the environment variable ``OPENAI_API_KEY`` only (never from config,
+so it cannot leak into result files). A server on localhost needs no key; if it checks one,
+export the key it expects as ``OPENAI_API_KEY``.
+
+Error mapping (the client's own retries are off: :class:`regen_bench.llm.LLMClient` retries):
+429, 408, 409, 5xx, timeouts and connection errors -> RetryableError (429 carries Retry-After);
+other 4xx -> BackendError. A 200 whose body is not a chat completion (not JSON, no choices) is
+RetryableError: overloaded proxies and servers send truncated or HTML bodies now and then, and
+the retry bound stops a server that always does it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from regen_bench import hookimpl
+from regen_bench.llm import (
+    BackendError,
+    LLMRequest,
+    LLMResponse,
+    RetryableError,
+    parse_price_per_mtok,
+    parse_retry_after,
+)
+
+ENV_KEY = "OPENAI_API_KEY"
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
+
+
+class OpenAIBackend:
+    """Chat completions through the ``openai`` client.
+
+    Options: ``model`` (required), ``base_url`` (an OpenAI-compatible server, e.g.
+    ``http://localhost:8000/v1``), ``price_per_mtok`` (``"in,out"`` USD per million tokens, for
+    the cost estimate), ``token_limit_field`` (``max_tokens`` or ``max_completion_tokens``: newer
+    OpenAI models accept only the latter), ``strict_schema`` (OpenAI strict structured output;
+    needs ``additionalProperties: false`` everywhere), ``organization``.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        price_per_mtok: Any = None,
+        token_limit_field: str = "max_tokens",
+        strict_schema: bool = False,
+        organization: str | None = None,
+    ):
+        import openai  # lazy: only when this backend is used
+
+        if not model:
+            raise ValueError("openai backend: model must be a non-empty string")
+        if token_limit_field not in _TOKEN_FIELDS:
+            raise ValueError(f"openai backend: token_limit_field must be one of {_TOKEN_FIELDS}")
+        self.model = model
+        self.base_url = base_url
+        self.price_per_mtok = parse_price_per_mtok(price_per_mtok)
+        self.token_limit_field = token_limit_field
+        self.strict_schema = bool(strict_schema)
+        # Answers depend on the server as much as on the model name: keep caches apart.
+        self.cache_extra = base_url or ""
+        key = os.environ.get(ENV_KEY)
+        if not key:
+            host = urlparse(base_url).hostname if base_url else None
+            if host not in _LOCAL_HOSTS:
+                raise BackendError(
+                    f"openai backend: set the {ENV_KEY} environment variable "
+                    "(or point base_url at a local server)"
+                )
+            key = "not-needed-for-a-local-server"
+        self._openai = openai
+        self._client = openai.OpenAI(
+            api_key=key, base_url=base_url, organization=organization, max_retries=0
+        )
+
+    def _params(self, request: LLMRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": [
+                *([{"role": "system", "content": request.system}] if request.system else []),
+                {"role": "user", "content": request.prompt},
+            ],
+            "temperature": request.temperature,
+            self.token_limit_field: request.max_tokens,
+        }
+        if request.top_p is not None:
+            params["top_p"] = request.top_p
+        if request.seed is not None:
+            params["seed"] = request.seed
+        if request.stop:
+            params["stop"] = list(request.stop)
+        if request.json_schema is not None:
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "answer",
+                    "schema": request.json_schema,
+                    "strict": self.strict_schema,
+                },
+            }
+        return params
+
+    def complete(self, request: LLMRequest, *, timeout_s: float | None = None) -> LLMResponse:
+        oa = self._openai
+        start = time.perf_counter()
+        try:
+            out = self._client.chat.completions.create(**self._params(request), timeout=timeout_s)
+        except oa.APIConnectionError as exc:  # includes APITimeoutError
+            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+        except oa.APIStatusError as exc:
+            status = exc.status_code
+            message = str(exc.message)  # "Error code: 429 - <server message>"
+            if status in (408, 409, 429) or status >= 500:
+                retry_after = parse_retry_after(dict(exc.response.headers))
+                raise RetryableError(message, retry_after=retry_after) from exc
+            raise BackendError(message) from exc
+        except (oa.APIResponseValidationError, ValueError) as exc:  # body is not JSON
+            raise RetryableError(f"malformed response body: {exc}") from exc
+        latency = time.perf_counter() - start
+        try:
+            choice = out.choices[0]
+            text = choice.message.content
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise RetryableError(f"malformed response body: no choices ({out!r:.120})") from exc
+        if text is None:
+            refusal = getattr(choice.message, "refusal", None)
+            if refusal:
+                raise BackendError(f"the model refused: {refusal}")
+            raise RetryableError("malformed response body: message has no content")
+        usage = getattr(out, "usage", None)
+        return LLMResponse(
+            text=text,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            latency_s=latency,
+            model=str(getattr(out, "model", None) or self.model),
+        )
+
+
+@hookimpl
+def register_llm_backends(register: Any) -> None:
+    register(
+        "openai",
+        OpenAIBackend,
+        summary="OpenAI API or any OpenAI-compatible server (vLLM, llama.cpp) via base_url",
+    )

@@ -1,0 +1,450 @@
+"""Compact columnar storage of a dataset, cached on disk next to its source file.
+
+One streaming pass over a REGEN-format file builds flat numpy arrays: per-interaction item
+indices (int32), timestamps (int64) and ratings (float32) with per-user offsets, catalog
+columns, and every text field (user ids, asins, titles, descriptions, reviews, critiques,
+narratives) as one UTF-8 blob plus int64 offsets and a null mask. A warm load memory-maps
+these files (``np.load(mmap_mode="r")``), so it costs milliseconds and almost no memory
+whatever the file size; text is decoded only when a user or item is looked at.
+
+Plain ``.npy`` files were chosen over Arrow (``datasets``/``pyarrow``): both memory-map
+without copying, but numpy is already a core dependency while ``pyarrow`` is an optional extra,
+and the access pattern here is "slice of a user" (offset arithmetic), not columnar queries.
+
+Cache layout and trust rules (see ``docs/data-format.md``):
+
+- the cache of ``DIR/NAME`` lives in ``DIR/NAME.regen-cache/``, or under
+  ``$REGEN_BENCH_CACHE_DIR`` (else ``~/.cache/regen-bench/``) when DIR is not writable;
+- inside it, one folder per content fingerprint (sha256 of the decompressed file, the
+  dataset fingerprint), with ``-lenient`` appended when bad lines were skipped;
+- ``meta.json`` records the source's (path, size, mtime_ns). When they match, the recorded
+  fingerprint is trusted without re-hashing (re-hashing 4 GB takes about a minute). When they
+  differ, the file is hashed again: same content reuses the cache, new content rebuilds it;
+- a cache is built in a temporary folder and renamed into place, so it is whole or absent;
+  one that fails any check (version, files, array lengths) is rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from array import array
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import numpy as np
+
+from regen_bench.data.regen import ReadReport, iter_records, open_text
+from regen_bench.data.schema import NARRATIVE_TYPES, Item, Narratives, UserRecord
+
+#: Bump when the layout changes: older caches are then rebuilt.
+STORE_VERSION = 1
+CACHE_ENV = "REGEN_BENCH_CACHE_DIR"
+CACHE_SUFFIX = ".regen-cache"
+#: Joins category levels inside the categories text column (cannot occur in a level name).
+_LEVEL_SEP = "\x1f"
+
+USER_TEXT = ("user_id", *(f"narrative.{t}" for t in NARRATIVE_TYPES))
+INTERACTION_TEXT = ("summary", "text", "critique")
+ITEM_TEXT = ("asin", "title", "description", "brand", "categories")
+_ARRAYS = {
+    "user_offsets": np.int64,
+    "items": np.int32,
+    "timestamps": np.int64,
+    "ratings": np.float32,
+    "price": np.float64,
+}
+
+
+class StoreError(ValueError):
+    """A cache folder is incomplete or inconsistent (it is then rebuilt)."""
+
+
+class TextColumn:
+    """Strings stored as one UTF-8 blob with offsets; ``None`` where the null mask says so."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray, null: np.ndarray):
+        self.blob, self.offsets, self.null = blob, offsets, null
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str | None:
+        if self.null[i]:
+            return None
+        return bytes(self.blob[self.offsets[i] : self.offsets[i + 1]]).decode("utf-8")
+
+    def text(self, i: int) -> str:
+        """The string at ``i``, ``""`` for null."""
+        return self[i] or ""
+
+    def slice(self, start: int, stop: int) -> tuple[str | None, ...]:
+        """Strings ``start..stop-1`` (one blob read for the whole range)."""
+        offs = self.offsets[start : stop + 1]
+        if len(offs) < 2:
+            return ()
+        raw = bytes(self.blob[offs[0] : offs[-1]])
+        base = int(offs[0])
+        null = self.null[start:stop]
+        return tuple(
+            None if null[k] else raw[int(offs[k]) - base : int(offs[k + 1]) - base].decode()
+            for k in range(len(offs) - 1)
+        )
+
+
+class _TextWriter:
+    """Appends strings to a byte sink, remembering offsets and nulls (streaming build)."""
+
+    def __init__(self, sink: IO[bytes]):
+        self.sink = sink
+        self.offsets = array("q", [0])
+        self.null = bytearray()
+        self.size = 0
+
+    def add(self, value: str | None) -> None:
+        if value:
+            data = value.encode("utf-8")
+            self.sink.write(data)
+            self.size += len(data)
+        self.offsets.append(self.size)
+        self.null.append(value is None)
+
+
+class Store:
+    """The columns of one dataset (memory-mapped when opened from a cache folder)."""
+
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        text: dict[str, TextColumn],
+        report: ReadReport,
+        meta: dict[str, Any] | None = None,
+    ):
+        self.user_offsets = arrays["user_offsets"]
+        self.items = arrays["items"]
+        self.timestamps = arrays["timestamps"]
+        self.ratings = arrays["ratings"]
+        self.price = arrays["price"]
+        self.text = text
+        self.report = report
+        self.meta = meta or {}
+        self.path: Path | None = None
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_offsets) - 1
+
+    @property
+    def n_items(self) -> int:
+        return len(self.price)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.report.sha256
+
+    def lengths(self) -> np.ndarray:
+        """Purchases per user (int64)."""
+        return np.diff(self.user_offsets)
+
+    def item(self, idx: int) -> Item:
+        t = self.text
+        cats = t["categories"].text(idx)
+        price = float(self.price[idx])
+        return Item(
+            asin=t["asin"].text(idx),
+            title=t["title"].text(idx),
+            categories=tuple(cats.split(_LEVEL_SEP)) if cats else (),
+            description=t["description"].text(idx),
+            price=None if np.isnan(price) else price,
+            brand=t["brand"][idx],
+        )
+
+    def narratives(self, user: int) -> Narratives:
+        return Narratives(**{n: self.text[f"narrative.{n}"][user] for n in NARRATIVE_TYPES})
+
+    def check(self) -> None:
+        """Raise StoreError unless every column has the length the others imply."""
+        n_users, n_inter, n_items = self.n_users, len(self.items), self.n_items
+        if n_users < 0 or (n_users and int(self.user_offsets[-1]) != n_inter):
+            raise StoreError("user offsets do not match the interactions")
+        for name, want in (("timestamps", n_inter), ("ratings", n_inter)):
+            if len(getattr(self, name)) != want:
+                raise StoreError(f"{name}: {len(getattr(self, name))} rows, expected {want}")
+        sizes = {**dict.fromkeys(USER_TEXT, n_users), **dict.fromkeys(INTERACTION_TEXT, n_inter)}
+        sizes.update(dict.fromkeys(ITEM_TEXT, n_items))
+        for name, want in sizes.items():
+            col = self.text[name]
+            if len(col) != want or len(col.null) != want:
+                raise StoreError(f"text column {name}: {len(col)} rows, expected {want}")
+            if want and int(col.offsets[-1]) != len(col.blob):
+                raise StoreError(f"text column {name}: blob size does not match its offsets")
+        if self.meta.get("users", n_users) != n_users:
+            raise StoreError("user count differs from meta.json")
+
+
+def build_store(records: Iterable[UserRecord], out_dir: Path | None = None) -> Store:
+    """One pass over ``records`` into columns: files in ``out_dir``, else in memory.
+
+    ``report`` of the result is a fresh :class:`ReadReport` (the caller that reads a file
+    passes its own report's content in via :func:`_finish`).
+    """
+    sinks: dict[str, IO[bytes]] = {}
+    for name in (*USER_TEXT, *INTERACTION_TEXT, *ITEM_TEXT):
+        sinks[name] = open(out_dir / f"{name}.bin", "wb") if out_dir else io.BytesIO()  # noqa: SIM115
+    try:
+        writers = {name: _TextWriter(sink) for name, sink in sinks.items()}
+        user_offsets = array("q", [0])
+        items, timestamps, ratings, price = array("i"), array("q"), array("f"), array("d")
+        index: dict[str, int] = {}
+        for rec in records:
+            for asin, item in rec.items.items():
+                if asin not in index:  # the first metadata seen wins
+                    index[asin] = len(index)
+                    writers["asin"].add(item.asin)
+                    writers["title"].add(item.title)
+                    writers["description"].add(item.description)
+                    writers["brand"].add(item.brand)
+                    writers["categories"].add(_LEVEL_SEP.join(item.categories))
+                    price.append(np.nan if item.price is None else item.price)
+            for inter in rec.interactions:
+                items.append(index[inter.item_id])
+                timestamps.append(inter.timestamp)
+                ratings.append(inter.rating)
+                writers["summary"].add(inter.summary)
+                writers["text"].add(inter.text)
+                writers["critique"].add(inter.critique)
+            user_offsets.append(len(items))
+            writers["user_id"].add(rec.user_id)
+            for n in NARRATIVE_TYPES:
+                writers[f"narrative.{n}"].add(getattr(rec.narratives, n))
+    finally:
+        for sink in sinks.values():
+            if out_dir:
+                sink.close()
+    arrays: dict[str, np.ndarray] = {
+        "user_offsets": np.frombuffer(user_offsets, np.int64),
+        "items": np.frombuffer(items, np.int32),
+        "timestamps": np.frombuffer(timestamps, np.int64),
+        "ratings": np.frombuffer(ratings, np.float32),
+        "price": np.frombuffer(price, np.float64),
+    }
+    text = {}
+    for name, w in writers.items():
+        offsets = np.frombuffer(w.offsets, np.int64)
+        null = np.frombuffer(bytes(w.null), np.bool_)
+        if out_dir:
+            np.save(out_dir / f"{name}.offsets.npy", offsets)
+            np.save(out_dir / f"{name}.null.npy", null)
+            blob = np.empty(0, np.uint8)  # reopened memory-mapped by open_store
+        else:
+            blob = np.frombuffer(sinks[name].getvalue(), np.uint8)  # type: ignore[attr-defined]
+        text[name] = TextColumn(blob, offsets, null)
+    if out_dir:
+        for name, arr in arrays.items():
+            np.save(out_dir / f"{name}.npy", arr)
+    return Store(arrays, text, ReadReport())
+
+
+def _report_to_json(report: ReadReport) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(report):
+        value = getattr(report, f.name)
+        out[f.name] = dict(value) if isinstance(value, Counter) else value
+    return out
+
+
+def _report_from_json(data: dict[str, Any]) -> ReadReport:
+    report = ReadReport()
+    for f in dataclasses.fields(report):
+        if f.name in data:
+            value = data[f.name]
+            current = getattr(report, f.name)
+            setattr(report, f.name, Counter(value) if isinstance(current, Counter) else value)
+    return report
+
+
+def _memmap_blob(path: Path) -> np.ndarray:
+    # np.memmap refuses empty files; an empty column is an empty array.
+    if path.stat().st_size == 0:
+        return np.empty(0, np.uint8)
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+def open_store(folder: str | os.PathLike[str], mmap: bool = True) -> Store:
+    """Open a cache folder written by :func:`build_file_store`; StoreError if it is not whole."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("version") != STORE_VERSION:
+            raise StoreError(f"store version {meta.get('version')}, expected {STORE_VERSION}")
+        mode: Literal["r"] | None = "r" if mmap else None
+        arrays = {
+            name: np.load(folder / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
+            for name in _ARRAYS
+        }
+        for name, dtype in _ARRAYS.items():
+            if arrays[name].dtype != dtype or arrays[name].ndim != 1:
+                raise StoreError(f"{name}.npy has dtype {arrays[name].dtype}")
+        text = {}
+        for name in (*USER_TEXT, *INTERACTION_TEXT, *ITEM_TEXT):
+            blob_path = folder / f"{name}.bin"
+            blob = (
+                _memmap_blob(blob_path) if mmap else np.frombuffer(blob_path.read_bytes(), np.uint8)
+            )
+            text[name] = TextColumn(
+                blob,
+                np.load(folder / f"{name}.offsets.npy", mmap_mode=mode, allow_pickle=False),
+                np.load(folder / f"{name}.null.npy", mmap_mode=mode, allow_pickle=False),
+            )
+        store = Store(arrays, text, _report_from_json(meta["report"]), meta)
+        store.check()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{folder}: {exc}") from None
+    store.path = folder
+    return store
+
+
+def cache_root(source: str | os.PathLike[str]) -> Path:
+    """Where the cache of ``source`` lives (see the module docstring)."""
+    src = Path(source).resolve()
+    tag = hashlib.sha256(str(src).encode()).hexdigest()[:16]
+    base = os.environ.get(CACHE_ENV)
+    if base:
+        return Path(base) / f"{src.name}-{tag}"
+    sibling = src.parent / f"{src.name}{CACHE_SUFFIX}"
+    if sibling.is_dir() and os.access(sibling, os.W_OK):
+        return sibling
+    if os.access(src.parent, os.W_OK):
+        return sibling
+    return Path.home() / ".cache" / "regen-bench" / f"{src.name}-{tag}"
+
+
+def _source_stat(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The dataset fingerprint: sha256 of the decompressed content."""
+    digest = hashlib.sha256()
+    with open_text(path) as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    tmp = folder / ".meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    os.replace(tmp, folder / "meta.json")
+
+
+def _candidates(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _usable(folder: Path, lenient: bool) -> bool:
+    # A lenient request may use a strict cache (no bad line was there to skip); a strict
+    # request must not use a cache that skipped lines.
+    return lenient or not folder.name.endswith("-lenient")
+
+
+def load_file_store(
+    path: str | os.PathLike[str],
+    *,
+    skip_bad_lines: bool = False,
+    cache: bool = True,
+    progress: bool = False,
+) -> Store:
+    """The columns of a REGEN-format file: from its cache when valid, else built (and cached)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset file '{path}' does not exist")
+    if not cache:
+        report = ReadReport()
+        store = build_store(_records(path, report, skip_bad_lines, progress))
+        store.report = report
+        return store
+    root = cache_root(path)
+    stat = _source_stat(path)
+    existing = [p for p in _candidates(root) if _usable(p, skip_bad_lines)]
+    for folder in existing:
+        try:
+            store = open_store(folder)
+        except StoreError:
+            continue
+        if store.meta.get("source") == stat:
+            return store
+    if existing:
+        # The file was touched, moved or replaced: re-hash (cheaper than a rebuild) and reuse
+        # a cache of the same content.
+        fingerprint = file_sha256(path)
+        for folder in existing:
+            if folder.name.split("-")[0] != fingerprint:
+                continue
+            try:
+                store = open_store(folder)
+            except StoreError:
+                continue
+            store.meta["source"] = stat
+            _write_meta(folder, store.meta)
+            return store
+    return _build_cached(path, root, stat, skip_bad_lines, progress)
+
+
+def _records(
+    path: Path, report: ReadReport, skip_bad_lines: bool, progress: bool
+) -> Iterable[UserRecord]:
+    # Only pass the keyword when asked, so strict reads work with any reader version.
+    records = (
+        iter_records(path, report, skip_bad_lines=True)
+        if skip_bad_lines
+        else iter_records(path, report)
+    )
+    if progress:
+        from tqdm.auto import tqdm
+
+        records = tqdm(records, unit="user", desc=f"indexing {path.name}")
+    return records
+
+
+def _build_cached(
+    path: Path, root: Path, stat: dict[str, Any], skip_bad_lines: bool, progress: bool
+) -> Store:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+    except OSError:
+        # Nowhere to write a cache (read-only home too): load without one.
+        return load_file_store(path, skip_bad_lines=skip_bad_lines, cache=False, progress=progress)
+    try:
+        report = ReadReport()
+        build_store(_records(path, report, skip_bad_lines, progress), tmp)
+        meta = {
+            "version": STORE_VERSION,
+            "source": stat,
+            "skip_bad_lines": skip_bad_lines,
+            "users": int(np.load(tmp / "user_offsets.npy", mmap_mode="r").shape[0] - 1),
+            "report": _report_to_json(report),
+        }
+        _write_meta(tmp, meta)
+        final = root / (report.sha256 + ("-lenient" if skip_bad_lines else ""))
+        if final.exists():
+            shutil.rmtree(final)  # a stale or corrupt cache of the same content
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for other in _candidates(root):
+        if other != final and other.name.endswith("-lenient") == skip_bad_lines:
+            shutil.rmtree(other, ignore_errors=True)  # caches of older content
+    return open_store(final)

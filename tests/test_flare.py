@@ -1,0 +1,233 @@
+"""The ``flare`` plugin: resampler, text cache, critique steering, determinism, checkpoints.
+
+A tiny randomly initialised BERT (built offline into a temp folder) stands in for MiniLM, so
+these tests do not depend on the real encoder's speed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regen_bench.data.dataset import Dataset
+from regen_bench.data.schema import Interaction, Item, UserRecord
+from regen_bench.tasks import TaskData, build_task
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import torch
+from regen_bench_plugins import flare
+from regen_bench_plugins.flare import FLARE
+from regen_bench_plugins.flare_net import PerceiverResampler
+from regen_bench_plugins.flare_text import TextEncoder, item_text
+
+N_ITEMS = 12
+CHEAPER = "Something cheaper, please."
+#: The tiny tokenizer's words (anything else is [UNK]); letters and digits spell the rest.
+WORDS = (
+    *("item", "widget", "gadget", "cheaper", "something", "please", "black", "pack"),
+    *("bigger", "price", "category", "office", "pens", "paper", "brand", "acme"),
+    *"abcdefghijklmnopqrstuvwxyz0123456789.,:$>-",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 1-layer, 32-wide random BERT and a word-level tokenizer saved to a folder."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(WORDS)]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def tiny(encoder: str, **over: object) -> dict:
+    cfg = {
+        "hidden": 16,
+        "blocks": 1,
+        "heads": 2,
+        "dropout": 0.0,
+        "max_len": 8,
+        "mask_prob": 0.4,
+        "last_prob": 0.2,
+        "lr": 5e-3,
+        "batch_size": 16,
+        "epochs": 2,
+        "patience": 2,
+        "latents": 2,
+        "max_tokens": 12,
+        "critique_tokens": 8,
+        "encoder": encoder,
+    }
+    return {**cfg, **over}
+
+
+def critique_data(task: str = "critique", n_users: int = 80, seed: int = 0) -> TaskData:
+    """After item i a user buys i+1, or, after the critique CHEAPER, item i+6 (mod N)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for u in range(n_users):
+        cur, length = int(rng.integers(N_ITEMS)), int(rng.integers(4, 9))
+        inter = [Interaction(f"I{cur:02d}", 1_500_000_000, 5.0)]
+        for k in range(1, length):
+            jump = rng.random() < 0.4 or (k == length - 1 and u % 2 == 0)
+            cur = (cur + (6 if jump else 1)) % N_ITEMS
+            crit = CHEAPER if jump else None
+            inter.append(Interaction(f"I{cur:02d}", 1_500_000_000 + k, 5.0, critique=crit))
+        items = {
+            i.item_id: Item(i.item_id, f"widget {i.item_id}", ("office", "pens"), "a pen", 1.5)
+            for i in inter
+        }
+        records.append(UserRecord(user_id=f"u{u}", interactions=inter, items=items))
+    return build_task(Dataset.from_records("critiques", records), task)
+
+
+@pytest.fixture(scope="module")
+def data() -> TaskData:
+    return critique_data()
+
+
+@pytest.fixture(scope="module")
+def trained(data: TaskData, tiny_encoder: str) -> FLARE:
+    model = FLARE(data.catalog, seed=0, **tiny(tiny_encoder))
+    model.fit(data.train, data.valid)
+    return model
+
+
+def test_resampler_shapes_and_padding_keys_are_masked() -> None:
+    torch.manual_seed(0)
+    res = PerceiverResampler(hidden=8, latents=3, heads=2, layers=2, dropout=0.0).eval()
+    tokens = torch.randn(4, 5, 8)
+    valid = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [0] * 5]).bool()
+    out = res(tokens, valid)
+    assert out.shape == (4, 3, 8) and torch.isfinite(out).all()  # all-padding row included
+    changed = tokens.clone()
+    changed[~valid] = 100.0  # padding keys take any value: nothing may change
+    assert torch.equal(res(changed, valid), out)
+    changed[0, 0, 0] += 1.0  # a real token does change its row, and only its row
+    moved = res(changed, valid)
+    assert not torch.allclose(moved[0], out[0]) and torch.equal(moved[1:], out[1:])
+
+
+def test_item_text_has_title_category_price_description() -> None:
+    item = Item("X", "Acme Pens, Black", ("Office", "Writing", "Pens"), "Smooth ink.", 4.5, "Acme")
+    assert item_text(item) == "Acme Pens, Black. Category: Writing > Pens. Price: $4.50. Smooth ink"
+    bare = Item("Y", "Thing", (), "", None, "Zed")
+    assert item_text(bare) == "Thing. Brand: Zed"
+
+
+def test_text_states_are_cached_and_batch_independent(tiny_encoder: str, tmp_path: Path) -> None:
+    enc = TextEncoder(tiny_encoder, torch.device("cpu"), cache_dir=str(tmp_path))
+    texts = ["item a", "something cheaper please", "black pack"]
+    states, valid = enc.encode(texts, 8)
+    assert states.shape == (3, 8, 32) and valid.shape == (3, 8)
+    assert valid.sum(1).tolist() == [4, 5, 4]  # [CLS] words [SEP]
+    assert enc.encoded_texts == 3
+    again, _ = enc.encode([texts[1], texts[0]], 8)
+    assert enc.encoded_texts == 3  # served from memory
+    assert torch.equal(again, states[[1, 0]])  # and independent of the other texts
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1
+    fresh = TextEncoder(tiny_encoder, torch.device("cpu"), cache_dir=str(tmp_path))
+    from_disk, valid2 = fresh.encode(texts, 8)
+    assert fresh.encoded_texts == 0 and torch.equal(from_disk, states)
+    assert torch.equal(valid2, valid)
+
+
+def test_unloadable_encoder_is_a_one_line_error(data: TaskData, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="flare option 'encoder': cannot load"):
+        FLARE(data.catalog, encoder=str(tmp_path / "nothing-here"))
+
+
+def test_critique_changes_scores(data: TaskData, trained: FLARE) -> None:
+    ex = next(e for e in data.test if e.critique is not None)
+    plain = type(ex)(ex.user_id, ex.history, ex.history_critiques, ex.target, None, {})
+    with_crit, without = trained.score([ex, plain])
+    assert not np.allclose(with_crit, without)
+
+
+def test_sequential_task_reads_no_critique(tiny_encoder: str) -> None:
+    seq = critique_data("sequential")
+    assert all(e.critique is None for e in seq.test)
+    model = FLARE(seq.catalog, seed=0, **tiny(tiny_encoder, epochs=1))
+    model.fit(seq.train, seq.valid)
+    assert model._crit_texts == []
+
+
+def test_scores_do_not_depend_on_the_batch(data: TaskData, trained: FLARE) -> None:
+    batch = trained.score(data.test)
+    assert batch.shape == (len(data.test), N_ITEMS) and np.isfinite(batch).all()
+    with_crit = [i for i, e in enumerate(data.test) if e.critique is not None]
+    without = [i for i, e in enumerate(data.test) if e.critique is None]
+    for i in (with_crit[0], without[0], len(data.test) - 1):
+        assert np.array_equal(trained.score([data.test[i]])[0], batch[i])
+    assert np.array_equal(trained.score(data.test[::-1])[::-1], batch)
+
+
+def test_same_seed_same_scores(data: TaskData, tiny_encoder: str) -> None:
+    runs = []
+    for seed in (3, 3, 4):
+        model = FLARE(data.catalog, seed=seed, **tiny(tiny_encoder, epochs=1, dropout=0.2))
+        model.fit(data.train, data.valid)
+        runs.append(model.score(data.test))
+    assert np.array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_checkpoint_round_trip(data: TaskData, trained: FLARE, tmp_path: Path) -> None:
+    folder = trained.save(tmp_path / "ckpt")
+    restored = FLARE.from_checkpoint(folder, data.catalog)
+    assert np.array_equal(restored.score(data.test), trained.score(data.test))
+    assert restored.config() == trained.config()
+
+
+def test_config_and_bad_options(data: TaskData, tiny_encoder: str) -> None:
+    model = FLARE(data.catalog, **tiny(tiny_encoder))
+    assert set(model.config()) == set(flare.DEFAULTS)
+    assert model.num_parameters() == sum(p.numel() for p in model.net.parameters())
+    # The frozen encoder is not part of the trained parameters.
+    assert not any(p.requires_grad for p in model.text.model.parameters())
+    for bad in ({"latents": 0}, {"align_temp": 0}, {"max_tokens": 1}, {"nope": 1}):
+        with pytest.raises(ValueError):
+            FLARE(data.catalog, **tiny(tiny_encoder, **bad))
+
+
+@pytest.mark.slow
+def test_learns_to_follow_the_critique(data: TaskData, tiny_encoder: str) -> None:
+    model = FLARE(data.catalog, seed=0, **tiny(tiny_encoder, epochs=120, patience=20))
+    model.fit(data.train, data.valid)
+    scores = model.score(data.test)
+    hits = scores.argmax(axis=1) == np.array([e.target for e in data.test])
+    crit = np.array([e.critique is not None for e in data.test])
+    assert hits[crit].mean() > 0.8 and hits[~crit].mean() > 0.8
+
+
+def test_registered_for_sequential_and_critique() -> None:
+    calls = []
+    flare.register_models(lambda *a, **kw: calls.append((a, kw)))
+    [(args, meta)] = calls
+    assert args == ("flare", FLARE) and set(meta["tasks"]) == {"sequential", "critique"}
+
+
+def test_module_import_does_not_import_torch() -> None:
+    code = (
+        "import sys, regen_bench_plugins.flare; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
