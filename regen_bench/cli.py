@@ -53,6 +53,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         tie_policy=args.tie_policy,
         exclude_history=args.exclude_history,
         limit=args.limit,
+        threads=args.threads,
         embedder=None if args.embedder == "none" else args.embedder,
         bertscore_model=None if args.bertscore_model == "none" else args.bertscore_model,
         progress=not args.quiet,
@@ -276,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="evaluate only the first N test users (quick checks; recorded in the signature, "
         "so the numbers never compare with full runs)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch threads for training, scoring and local LLMs (default: torch's choice, one "
+        "per core; use 1 on a shared machine, where more threads can be much slower)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)

@@ -86,6 +86,8 @@ class Environment(_Strict):
     torch: str | None = None
     transformers: str | None = None
     device: str = "cpu"
+    #: torch intra-op threads of the run (speed only; numbers do not depend on it).
+    threads: int | None = None
 
 
 class Narration(_Strict):

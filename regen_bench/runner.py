@@ -134,7 +134,16 @@ def _environment(model: Model) -> Environment:
         torch=_version("torch"),
         transformers=_version("transformers"),
         device=str(model.config().get("device", "cpu")),
+        threads=_torch_threads(),
     )
+
+
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return int(torch.get_num_threads())
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -190,6 +199,21 @@ def evaluate(
         bar.update(len(batch))
     bar.close()
     return samples
+
+
+def set_torch_threads(threads: int) -> None:
+    """Set torch's intra-op threads for this process (no-op without torch).
+
+    On a shared or oversubscribed machine torch's default (one thread per core) can spin-wait
+    and run many times slower than one thread; results do not depend on the thread count.
+    """
+    if threads < 1:
+        raise RunError("--threads must be at least 1")
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
 
 
 NARRATOR_PREFIX = "narrator."
@@ -305,6 +329,7 @@ def run(
     limit: int | None = None,
     embedder: str | None = DEFAULT_EMBEDDER,
     bertscore_model: str | None = DEFAULT_BERTSCORE_MODEL,
+    threads: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> RunOutput:
@@ -317,6 +342,8 @@ def run(
         raise RunError("eval batch size must be at least 1")
     if limit is not None and limit < 1:
         raise RunError("--limit must be at least 1")
+    if threads is not None:
+        set_torch_threads(threads)
     if TASKS[task].generates and narrative not in NARRATIVE_TYPES:
         raise RunError(
             f"task '{task}' needs a narrative type, one of {', '.join(NARRATIVE_TYPES)} "

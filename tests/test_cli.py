@@ -196,3 +196,17 @@ def test_limit_evaluates_a_recorded_subset(toy_file: Path, tmp_path: Path, capsy
     assert _run(["validate", str(path)], capsys)[0] == 0
     code, _, err = _run([*args[:-2], "--limit", "0"], capsys)
     assert code == 2 and "--limit must be at least 1" in err
+
+
+def test_threads_option_is_applied_and_recorded(toy_file: Path, tmp_path: Path, capsys) -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        args = _toy_args("popularity", "sequential", toy_file, tmp_path, "--threads", "1")
+        assert _run(args, capsys)[0] == 0
+        data = json.loads((tmp_path / "toy/sequential/popularity.json").read_text())
+        assert data["environment"]["threads"] == 1 and torch.get_num_threads() == 1
+        code, _, err = _run([*args[:-2], "--threads", "0"], capsys)
+        assert code == 2 and "--threads must be at least 1" in err
+    finally:
+        torch.set_num_threads(before)
