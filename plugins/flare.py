@@ -102,6 +102,11 @@ class FLARE(BERT4Rec):
     def _build_net(self) -> Any:
         o = self.opts
         self.text = self._flare_text.get_encoder(o["encoder"], self.device, o["text_cache"] or None)
+        if self.text.dim < o["hidden"]:
+            raise ValueError(
+                f"flare option 'hidden' ({o['hidden']}) must not exceed the encoder's width "
+                f"({self.text.dim}): text tokens are projected onto that many principal axes"
+            )
         self._item_states: Any = None
         self._crit_texts: list[str] = []
         self._crit_index: dict[str, int] = {}
@@ -125,10 +130,19 @@ class FLARE(BERT4Rec):
     # -- text --------------------------------------------------------------------------------
 
     def _ensure_items(self) -> None:
+        """Encode the item texts once; fit the fixed PCA (unless loaded) and project them."""
         if self._item_states is None:
             texts = [self._flare_text.item_text(it) for it in self.catalog]
             states, valid = self.text.encode(texts, self.opts["max_tokens"])
-            self._item_states = (states.to(self.device), valid.to(self.device))
+            states, valid = states.to(self.device), valid.to(self.device)
+            if not bool(self.net.pca_fitted):
+                self.net.fit_projection(states, valid)
+            with self._torch.no_grad():
+                self._item_states = (self.net.project(states), valid)
+
+    def load(self, path: Any) -> None:
+        super().load(path)
+        self._item_states = None  # the checkpoint's PCA replaces ours: project again
 
     def critique_ids(self, critiques: Sequence[str | None]) -> list[int]:
         """1-based ids of critique strings (0 for None); new strings are encoded once."""
@@ -192,11 +206,12 @@ class FLARE(BERT4Rec):
         uniq, local = torch.unique(crits, return_inverse=True)  # sorted: 0 (none) may lead
         rows = uniq[uniq > 0] - 1
         states, valid = self._crit_states
+        net = self.net
         if train:
-            vec = self.net.critique_vectors(states[rows], valid[rows])
+            vec = net.critique_vectors(net.project(states[rows]), valid[rows])
         else:
-            fn = self.net.critique_vectors
-            vec = self._chunked(lambda _i, s, v: fn(s, v), rows, states, valid)
+            fn = net.critique_vectors
+            vec = self._chunked(lambda _i, s, v: fn(net.project(s), v), rows, states, valid)
         if bool(uniq[0] == 0):
             vec = torch.cat([vec.new_zeros(1, vec.shape[1]), vec])
         return vec[local]

@@ -1,17 +1,21 @@
 """FLARE's network: a Perceiver resampler fusing ID and text, over the BERT4Rec encoder.
 
 Imported lazily by :mod:`regen_bench_plugins.flare`. How an item vector is made (``e_i`` the
-learned ID embedding, ``t_i,1..L`` the frozen encoder's token states of the item text, ``P`` a
-learned linear projection to ``hidden``, ``R`` the resampler returning ``latents`` vectors):
+learned ID embedding, ``t_i,1..L`` the frozen encoder's token states of the item text, ``P``
+a fixed PCA-whitening to ``hidden`` dimensions fitted once on the catalog's tokens, ``N`` a
+LayerNorm without affine, ``R`` the resampler returning ``latents`` vectors):
 
-    v_i = e_i + mean_k R([e_i ; P t_i,1 ; ... ; P t_i,L])_k       (padding tokens masked)
+    v_i = e_i + mean_k R([N(e_i) ; N(P t_i,1) ; ... ; N(P t_i,L)])_k   (padding tokens masked)
 
-so the ID embedding is one extra key/value token next to the text tokens (the latents can
+So the ID embedding is one extra key/value token next to the text tokens (the latents can
 weigh it against the text) and is also added residually (a direct path for collaborative
-signal). The text-only view ``u_i = mean_k R([P t_i,1..L])_k`` (ID token left out) is what the
-optional InfoNCE term aligns with ``e_i``. A critique ``c`` (token states ``s_1..M`` of the
-same frozen encoder) becomes ``w_c = W_c mean_k R([P s_1..M])_k + b_crit``; it is added to the
-token of the item it led to (or to the [MASK] standing for that item). The item vectors ``v``
+signal). ``P`` is fixed rather than learned for speed: ``N(P t)`` of frozen text is then a
+constant, and the resampler's learned key/value projection (applied right after it) is the
+only per-token work of a training step; together they are a learned map restricted to the
+``hidden`` leading principal directions of the encoder's token space. The text-only view ``u_i = mean_k R([N(P t_i,1..L)])_k`` (ID token left out) is the
+view the optional InfoNCE term aligns with ``e_i``. A critique ``c`` (token states ``s_1..M``
+of the same frozen encoder) becomes ``w_c = W_c mean_k R([N(P s_1..M)])_k + b``; it is added
+to the token of the item it led to (or to the [MASK] standing for that item). The item vectors ``v``
 are both the input table and the output layer: score(i) = head(h) · v_i / sqrt(hidden) + b_i.
 """
 
@@ -26,6 +30,10 @@ from torch import nn
 class ResamplerLayer(nn.Module):
     """Latents cross-attend over [tokens; latents] (Flamingo's form), then a feed-forward.
 
+    Tokens arrive already normalised (LayerNorm without affine, see :meth:`FlareNet.project`),
+    so frozen text tokens are a constant computed once, and each training step's only
+    per-token work is the key/value projection (weight gradients only).
+
     Written on ``scaled_dot_product_attention`` rather than ``nn.MultiheadAttention``: the
     latter's batch-first transposes copied the (items x tokens) tensors, the bulk of the cost
     of the per-step catalog pass on CPU.
@@ -35,7 +43,6 @@ class ResamplerLayer(nn.Module):
         super().__init__()
         self.heads = heads
         self.dropout = dropout
-        self.norm_tokens = nn.LayerNorm(hidden, eps=LN_EPS)
         self.norm_latents = nn.LayerNorm(hidden, eps=LN_EPS)
         self.q = nn.Linear(hidden, hidden)
         self.kv = nn.Linear(hidden, 2 * hidden)
@@ -55,7 +62,7 @@ class ResamplerLayer(nn.Module):
         lat = self.norm_latents(latents)
         # Keys include the latents themselves, so a row whose tokens are all padding is still
         # well defined (attention over the latents only).
-        kv = self.kv(torch.cat([self.norm_tokens(tokens), lat], dim=1))
+        kv = self.kv(torch.cat([tokens, lat], dim=1))
         keep = torch.cat([valid, valid.new_ones(b, k)], dim=1)[:, None, None, :]
         key, value = kv.view(b, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)
         query = self.q(lat).view(b, k, h, d // h).transpose(1, 2)
@@ -71,7 +78,7 @@ class PerceiverResampler(nn.Module):
 
     def __init__(self, hidden: int, latents: int, heads: int, layers: int, dropout: float):
         super().__init__()
-        self.latents = nn.Parameter(torch.randn(latents, hidden) * 0.02)
+        self.latents = nn.Parameter(torch.randn(latents, hidden))
         self.layers = nn.ModuleList(ResamplerLayer(hidden, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(hidden, eps=LN_EPS)
 
@@ -100,8 +107,13 @@ class FlareNet(nn.Module):
     ):
         super().__init__()
         self.n_items = n_items
+        self.hidden = hidden
         self.id_emb = nn.Embedding(n_items, hidden)
-        self.text_proj = nn.Linear(text_dim, hidden)
+        # Fixed (not trained) PCA-whitening of the frozen encoder's token states to `hidden`
+        # dimensions, fitted once on the catalog's tokens; stored with the weights.
+        self.register_buffer("pca_mean", torch.zeros(text_dim))
+        self.register_buffer("pca_basis", torch.zeros(text_dim, hidden))
+        self.register_buffer("pca_fitted", torch.zeros((), dtype=torch.bool))
         self.resampler = PerceiverResampler(hidden, latents, heads, resampler_layers, dropout)
         self.crit_out = nn.Linear(hidden, hidden)
         self.mask_emb = nn.Parameter(torch.zeros(hidden))
@@ -111,23 +123,42 @@ class FlareNet(nn.Module):
         init_weights(self)
         # Unit scale like the ID table and the resampler's LayerNorm-ed output.
         nn.init.normal_(self.mask_emb)
-        nn.init.normal_(self.resampler.latents)
+
+    def fit_projection(self, states: torch.Tensor, valid: torch.Tensor) -> None:
+        """Fit the PCA-whitening of token states (N, L, text_dim) on their valid tokens."""
+        x = states[valid].double()
+        mean = x.mean(dim=0)
+        cov = (x - mean).T @ (x - mean) / max(len(x) - 1, 1)
+        eigval, eigvec = torch.linalg.eigh(cov)  # ascending
+        eigval, eigvec = eigval.flip(0)[: self.hidden], eigvec.flip(1)[:, : self.hidden]
+        # Directions of (near) zero variance are left unscaled rather than blown up.
+        scale = eigval.clamp_min(float(eigval[0]) * 1e-6).rsqrt()
+        with torch.no_grad():
+            self.pca_mean.copy_(mean.float())
+            self.pca_basis.copy_((eigvec * scale).float())
+            self.pca_fitted.fill_(True)
+
+    def project(self, states: torch.Tensor) -> torch.Tensor:
+        """Resampler tokens (M, L, hidden) of token states: PCA-whitened, LayerNorm-ed."""
+        x = (states - self.pca_mean) @ self.pca_basis
+        return F.layer_norm(x, (self.hidden,), eps=LN_EPS)
 
     def item_vectors(
         self, idx: torch.Tensor, text: torch.Tensor, valid: torch.Tensor
     ) -> torch.Tensor:
-        """v_i (M, hidden) of items ``idx`` (M,) from their token states (M, L, text_dim)."""
+        """v_i (M, hidden) of items ``idx`` (M,) from their projected tokens (M, L, hidden)."""
         ids = self.id_emb(idx)
-        tokens = torch.cat([ids.unsqueeze(1), self.text_proj(text)], dim=1)
+        id_token = F.layer_norm(ids, (self.hidden,), eps=LN_EPS).unsqueeze(1)
+        tokens = torch.cat([id_token, text], dim=1)
         keep = torch.cat([valid.new_ones(len(idx), 1), valid], dim=1)
         return ids + self.resampler(tokens, keep).mean(dim=1)
 
     def text_vectors(self, text: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Text-only view (M, hidden): the resampler over the projected tokens, no ID token."""
-        return self.resampler(self.text_proj(text), valid).mean(dim=1)
+        """Text-only view (M, hidden): the resampler over projected tokens, no ID token."""
+        return self.resampler(text, valid).mean(dim=1)
 
     def critique_vectors(self, text: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """w_c (M, hidden) of critiques from their token states."""
+        """w_c (M, hidden) of critiques from their projected tokens."""
         return self.crit_out(self.text_vectors(text, valid))
 
     def forward(

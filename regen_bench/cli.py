@@ -89,6 +89,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from regen_bench.trace import trace
+
+    print(
+        trace(
+            args.model,
+            args.user,
+            args.dataset,
+            narrative=args.narrative,
+            data_dir=args.data_dir,
+            top_k=args.top_k,
+            max_new_tokens=args.max_new_tokens,
+        )
+    )
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from regen_bench.results import ResultError, load_result
 
@@ -140,7 +157,9 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from regen_bench.data.synth import write_synthetic
 
-    stats = write_synthetic(args.out, users=args.users, items=args.items, seed=args.seed)
+    stats = write_synthetic(
+        args.out, users=args.users, items=args.items, seed=args.seed, bare=args.bare
+    )
     for line in stats.lines():
         print(line)
     return 0
@@ -191,6 +210,103 @@ def _cmd_export(args: argparse.Namespace) -> int:
     ds = resolve_dataset(args.dataset, args.data_dir)
     counts = export_hf(ds, args.out, progress=not args.quiet)
     print(f"wrote {args.out} ({args.format}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def _cmd_inpaint(args: argparse.Namespace) -> int:
+    from regen_bench.inpaint import InpaintConfig, inpaint
+
+    backend_config = _parse_set(args.set)
+    if args.model is not None:
+        backend_config["model"] = args.model
+    config = InpaintConfig(
+        min_shared_levels=args.min_shared_levels,
+        candidates=args.candidates,
+        seed=args.seed,
+        temperature=args.temperature,
+        max_field_chars=args.max_field_chars,
+    )
+    report = inpaint(
+        args.dataset,
+        args.out,
+        args.backend,
+        backend_config=backend_config,
+        config=config,
+        limit=args.limit,
+        dry_run=args.dry_run,
+        concurrency=args.concurrency,
+        schema_retries=args.schema_retries,
+        progress=not args.quiet,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    if report is not None:
+        for line in report.lines():
+            print(line)
+        print(f"wrote {args.out} (+ .inpaint.json manifest, .inpaint-failures.jsonl)")
+    return 0
+
+
+def _cmd_leaderboard_build(args: argparse.Namespace) -> int:
+    from regen_bench.leaderboard import SubmissionError, build
+
+    try:
+        written = build(args.submissions, args.out)
+    except SubmissionError as exc:
+        print(f"regen-bench leaderboard build: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_leaderboard_check(args: argparse.Namespace) -> int:
+    from regen_bench.leaderboard import check
+
+    problems = check(args.submissions, args.out)
+    for problem in problems:
+        print(f"regen-bench leaderboard check: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"ok: {args.out} is up to date with {args.submissions}")
+    return 1 if problems else 0
+
+
+def _cmd_leaderboard_submit(args: argparse.Namespace) -> int:
+    from regen_bench.leaderboard import SubmissionError, submit
+
+    try:
+        dest = submit(
+            args.result,
+            args.submissions,
+            replace=args.replace,
+            log=lambda m: print(m, file=sys.stderr),
+        )
+    except SubmissionError as exc:
+        print(f"REJECTED {exc}", file=sys.stderr)
+        return 1
+    print(f"accepted {dest}; now run `regen-bench leaderboard build`")
+    return 0
+
+
+def _cmd_rate(args: argparse.Namespace) -> int:
+    from regen_bench.rating import rate_file
+
+    outcome = rate_file(
+        args.dataset,
+        args.out,
+        rater=args.rater,
+        backend=args.backend,
+        backend_options=_parse_set(args.set),
+        rater_options=_parse_set(args.rater_set),
+        runs=args.runs,
+        limit=args.limit,
+        seed=args.seed,
+        concurrency=args.concurrency,
+        plots=args.plots,
+        bias_check=not args.no_bias_check,
+        progress=not args.quiet,
+    )
+    for line in outcome.lines():
+        print(line)
     return 0
 
 
@@ -293,6 +409,19 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("files", nargs="+", metavar="FILE")
     val.set_defaults(func=_cmd_validate)
 
+    tr = sub.add_parser(
+        "trace",
+        help="conversational trace of one test user from a saved model (paper Figure 6)",
+    )
+    tr.add_argument("--model", required=True, help="saved model folder (e.g. a lumen save_dir)")
+    tr.add_argument("--user", required=True, help="user id (a test user of the dataset)")
+    tr.add_argument("--dataset", default="mini", help="registered dataset name or REGEN file")
+    tr.add_argument("--data-dir", default=None, help="where dataset plugins look for files")
+    tr.add_argument("--narrative", default=None, help="narrative type (default: the model's)")
+    tr.add_argument("--top-k", type=int, default=5, help="recommended items to show")
+    tr.add_argument("--max-new-tokens", type=int, default=None, help="narrative length cap")
+    tr.set_defaults(func=_cmd_trace)
+
     plug = sub.add_parser("plugins", help="list plugins, their versions and what they register")
     plug.add_argument("--json", action="store_true", help="machine-readable output")
     plug.set_defaults(func=_cmd_plugins)
@@ -305,6 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--users", type=int, default=2000, help="number of users (default: 2000)")
     synth.add_argument("--items", type=int, default=800, help="number of items (default: 800)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    synth.add_argument(
+        "--bare",
+        action="store_true",
+        help="leave critiques and narratives out (reviews kept): input for `regen-bench inpaint`",
+    )
     synth.set_defaults(func=_cmd_synth)
     info = dsub.add_parser("info", help="statistics of a dataset (name or path)")
     info.add_argument("dataset", help="registered dataset name or REGEN-format file")
@@ -357,7 +491,142 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prep.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     prep.set_defaults(func=_cmd_prepare)
+
+    inp = sub.add_parser(
+        "inpaint",
+        help="fill critiques and narratives of a REGEN-format file with an LLM (resumable)",
+        description="Generate critiques for similar adjacent purchases and six narratives per "
+        "user with an LLM backend, as REGEN was made. Every finished call is kept in "
+        "OUT.inpaint-cache.sqlite: rerun the same command to resume after a crash.",
+    )
+    inp.add_argument("--dataset", required=True, help="REGEN-format file (e.g. from data prepare)")
+    inp.add_argument("--backend", required=True, help="llm_backend plugin (openai, gemini, hf...)")
+    inp.add_argument("--model", default=None, help="backend model (else the backend's default)")
+    inp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option, repeatable (e.g. --set base_url=http://localhost:8000/v1)",
+    )
+    inp.add_argument("--out", required=True, help="output REGEN-format file (.jsonl or .gz)")
+    inp.add_argument("--limit", type=int, default=None, metavar="N", help="first N users only")
+    inp.add_argument(
+        "--dry-run", action="store_true", help="print a few prompts and the call count; no calls"
+    )
+    inp.add_argument(
+        "--min-shared-levels",
+        type=int,
+        default=4,
+        help="critiques for pairs sharing at least this many category levels (default: 4)",
+    )
+    inp.add_argument(
+        "--candidates", type=int, default=3, help="critiques asked per pair, one kept (default: 3)"
+    )
+    inp.add_argument("--seed", type=int, default=0, help="seed of choices and requests (default 0)")
+    inp.add_argument(
+        "--temperature", type=float, default=0.0, help="sampling temperature (default: 0, greedy)"
+    )
+    inp.add_argument(
+        "--concurrency", type=int, default=4, help="parallel backend calls (default: 4)"
+    )
+    inp.add_argument(
+        "--max-field-chars",
+        type=int,
+        default=240,
+        help="characters kept of each title, description and review in prompts (default: 240)",
+    )
+    inp.add_argument(
+        "--schema-retries",
+        type=int,
+        default=2,
+        help="times a malformed answer is asked again before it is a failure (default: 2)",
+    )
+    inp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    inp.set_defaults(func=_cmd_inpaint)
+    _add_leaderboard_parser(sub)
+    _add_rate_parser(sub)
     return parser
+
+
+def _add_rate_parser(sub: Any) -> None:
+    rate = sub.add_parser(
+        "rate",
+        help="score narratives or critiques with an LLM auto-rater ensemble (resumable)",
+        description="Rate every output RUNS times (majority of runs, else floor of the mean), "
+        "write the scores into the metadata of OUT (a REGEN-format file), OUT.scores.csv and "
+        "OUT.rating.json (with the negative-sampling bias check). Finished calls are kept in "
+        "OUT.rate-cache.sqlite: rerun the same command to resume.",
+    )
+    rate.add_argument("--dataset", required=True, help="registered dataset name or REGEN file")
+    rate.add_argument("--rater", required=True, help="rater plugin (narrative, critique)")
+    rate.add_argument("--backend", required=True, help="llm_backend plugin (openai, gemini, hf...)")
+    rate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option, repeatable (e.g. --set model=smollm2)",
+    )
+    rate.add_argument(
+        "--rater-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="rater option, repeatable (temperature, max_history, max_field_chars, max_tokens)",
+    )
+    rate.add_argument("--runs", type=int, default=7, help="ratings per output (default: 7)")
+    rate.add_argument("--limit", type=int, default=None, metavar="N", help="first N users only")
+    rate.add_argument("--seed", type=int, default=0, help="seed of runs and negatives (default 0)")
+    rate.add_argument(
+        "--concurrency", type=int, default=4, help="parallel backend calls (default: 4)"
+    )
+    rate.add_argument("--out", required=True, help="output REGEN-format file (.jsonl or .gz)")
+    rate.add_argument("--plots", default=None, metavar="DIR", help="write PNG figures + report")
+    rate.add_argument(
+        "--no-bias-check",
+        action="store_true",
+        help="skip the negative samples A (other history) and B (other history and item)",
+    )
+    rate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    rate.set_defaults(func=_cmd_rate)
+
+
+def _add_leaderboard_parser(sub: Any) -> None:
+    lb = sub.add_parser(
+        "leaderboard",
+        help="validate submissions, build and check the published leaderboards",
+        description="Submissions live in SUBMISSIONS/<dataset>/<task>/<model>[__<narrative>].json "
+        "(+ .samples.jsonl); tables go to OUT/<dataset>.md and OUT/index.html.",
+    )
+    lb.set_defaults(func=lambda _args: _print_help(lb))
+    lsub = lb.add_subparsers(dest="leaderboard_command", metavar="LEADERBOARD_COMMAND")
+    for name, func, text in (
+        ("build", _cmd_leaderboard_build, "write OUT/<dataset>.md and OUT/index.html"),
+        (
+            "check",
+            _cmd_leaderboard_check,
+            "exit 1 if a submission is invalid or the published tables are out of date",
+        ),
+    ):
+        cmd = lsub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--submissions", default="submissions", help="submissions folder (default: submissions)"
+        )
+        cmd.add_argument(
+            "--out", default="leaderboards", help="output folder (default: leaderboards)"
+        )
+        cmd.set_defaults(func=func)
+    submit = lsub.add_parser(
+        "submit",
+        help="validate a result file and copy it (with its per-sample file) into SUBMISSIONS",
+    )
+    submit.add_argument("result", metavar="RESULT.json", help="a result file written by `run`")
+    submit.add_argument(
+        "--submissions", default="submissions", help="submissions folder (default: submissions)"
+    )
+    submit.add_argument("--replace", action="store_true", help="overwrite an accepted result")
+    submit.set_defaults(func=_cmd_leaderboard_submit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,7 +52,10 @@ def register_llm_backends(register: Register) -> None:
 
 @hookspec
 def register_raters(register: Register) -> None:
-    """Register auto-raters: ``register(name, factory, summary="")``."""
+    """Register auto-raters: ``register(name, factory, summary="")``.
+
+    ``factory(**options)`` returns a :class:`regen_bench.rating.Rater` (docs/rating.md).
+    """
 
 
 @hookspec

@@ -21,6 +21,7 @@ Everything is a pure function of ``(users, items, seed)``: all randomness comes 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import os
 from collections import Counter
@@ -1208,10 +1209,13 @@ def write_synthetic(
     items: int = DEFAULT_ITEMS,
     seed: int = DEFAULT_SEED,
     progress: bool = False,
+    bare: bool = False,
 ) -> SynthStats:
     """Synthesize and write a REGEN-format file (gzip if ``.gz``); return its statistics.
 
     Records are written as they are made, so memory stays bounded by the (text-free) world.
+    ``bare`` leaves critiques and narratives out (reviews are kept): the input of
+    ``regen-bench inpaint``, as ``data prepare`` would give from raw reviews.
     """
     counts = {"users": 0, "pairs": 0, "critiques": 0, "interactions": 0}
     asins: set[str] = set()
@@ -1223,6 +1227,14 @@ def write_synthetic(
 
             records = tqdm(records, total=users, unit="user", desc="synth")
         for rec in records:
+            if bare:
+                rec = UserRecord(
+                    rec.user_id,
+                    [dataclasses.replace(i, critique=None) for i in rec.interactions],
+                    rec.items,
+                    Narratives(),
+                    scores={},
+                )
             counts["users"] += 1
             counts["interactions"] += len(rec.interactions)
             counts["pairs"] += len(rec.interactions) - 1

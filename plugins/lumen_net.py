@@ -1,0 +1,170 @@
+"""The LUMEN network: a causal LM backbone plus an item vocabulary (paper section 4.2.2).
+
+- ``item_emb``: one randomly initialised embedding per catalog item (a single "ID token"),
+  scaled like the backbone's own token embeddings so that it enters the residual stream at the
+  same size (Gemma scales its embeddings by sqrt(hidden); the initial std is measured, not
+  assumed).
+- the item head: a separate linear layer (hidden -> catalog) on the last hidden state (after
+  the backbone's final norm), trained with softmax over the item vocabulary. It starts at zero,
+  so the first item loss is exactly ln(catalog size): scoring with the embedding table itself
+  (tied) gave initial logits in the tens on SmolLM2, whose final hidden states are large, and
+  an item loss of ~18 on an 800-item catalog before any step.
+
+Inputs are always given as ``inputs_embeds``: token embeddings from the backbone with the item
+slots overwritten by item embeddings. Text logits are computed only where they are needed
+(training labels, the next decoding step), which keeps a 49k-262k text vocabulary affordable.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class LumenNet(nn.Module):
+    """Backbone + item embedding table + item output head."""
+
+    def __init__(self, backbone: Any, n_items: int):
+        super().__init__()
+        self.backbone = backbone
+        hidden = int(backbone.get_input_embeddings().weight.shape[1])
+        table = backbone.get_input_embeddings()
+        with torch.no_grad():
+            ids = torch.arange(min(int(table.weight.shape[0]), 256))
+            # The embedding module may scale its output (Gemma: sqrt(hidden)); match what it
+            # really outputs, not the raw table.
+            std = float(table(ids).float().std()) or 0.02
+        self.item_emb = nn.Embedding(n_items, hidden)
+        nn.init.normal_(self.item_emb.weight, std=std)
+        self.item_head = nn.Linear(hidden, n_items)
+        nn.init.zeros_(self.item_head.weight)
+        nn.init.zeros_(self.item_head.bias)
+        softcap = getattr(backbone.config, "final_logit_softcapping", None)
+        self.softcap = float(softcap) if softcap else None
+        params = inspect.signature(backbone.get_decoder().forward).parameters
+        # transformers 5.2x names the KV cache ``cache``; earlier versions ``past_key_values``.
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    # -- pieces ---------------------------------------------------------------------------
+    def embed(self, ids: torch.Tensor, slot_mask: torch.Tensor, slot_items: torch.Tensor) -> Any:
+        """Token embeddings with the item slots (``slot_mask``) replaced by item embeddings.
+
+        ``slot_items`` holds, in row-major order, one catalog index per True in ``slot_mask``.
+        """
+        emb = self.backbone.get_input_embeddings()(ids)
+        items = self.item_emb(slot_items).to(emb.dtype)
+        return emb.masked_scatter(slot_mask.unsqueeze(-1), items)
+
+    def hidden(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: Any = None
+    ) -> tuple[torch.Tensor, Any]:
+        """Last hidden states (after the final norm) and the KV cache."""
+        kw: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": attention_mask}
+        if cache is not None:
+            kw[self._cache_arg] = cache
+            kw["use_cache"] = True
+        else:
+            kw["use_cache"] = False
+        out = self.backbone.get_decoder()(**kw)
+        new_cache = out.get("cache", out.get("past_key_values")) if cache is not None else None
+        return out.last_hidden_state, new_cache
+
+    def text_logits(self, h: torch.Tensor) -> torch.Tensor:
+        logits = self.backbone.get_output_embeddings()(h)
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    def item_logits(self, h: torch.Tensor) -> torch.Tensor:
+        return self.item_head(h).float()
+
+    # -- training ---------------------------------------------------------------------------
+    def forward(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        slot_mask: torch.Tensor,
+        slot_items: torch.Tensor,
+        labels: torch.Tensor,
+        item_pos: torch.Tensor,
+        item_target: torch.Tensor,
+        text_weight: float = 1.0,
+    ) -> dict[str, torch.Tensor]:
+        """Item cross-entropy at the ID positions + token cross-entropy on the narrative.
+
+        Both are means over their own positions; ``loss = item + text_weight * text``.
+        """
+        h, _ = self.hidden(self.embed(ids, slot_mask, slot_items), attention_mask)
+        rows = torch.arange(len(ids), device=ids.device)
+        item_loss = nn.functional.cross_entropy(
+            self.item_logits(h[rows, item_pos - 1]), item_target
+        )
+        # labels[t] is predicted from the state at t-1.
+        shifted = labels[:, 1:]
+        mask = shifted != -100
+        if bool(mask.any()):
+            logits = self.text_logits(h[:, :-1][mask]).float()
+            text_loss = nn.functional.cross_entropy(logits, shifted[mask])
+        else:
+            text_loss = h.sum() * 0.0
+        return {
+            "loss": item_loss + text_weight * text_loss,
+            "item_loss": item_loss.detach(),
+            "text_loss": text_loss.detach(),
+        }
+
+    # -- decoding ---------------------------------------------------------------------------
+    def new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        try:
+            return DynamicCache(config=self.backbone.config)  # sliding-window layers (Gemma 3)
+        except TypeError:  # transformers versions without the ``config`` argument
+            return DynamicCache()
+
+    @torch.no_grad()
+    def decode(
+        self,
+        ids: torch.Tensor,
+        slot_mask: torch.Tensor,
+        slot_items: torch.Tensor,
+        text_prefix: list[int],
+        *,
+        max_new_tokens: int,
+        eos_ids: set[int],
+    ) -> tuple[torch.Tensor, list[tuple[str, int]]]:
+        """Greedy LUMEN decoding of one prompt (a 1-row batch ending with the forced ``ID:``).
+
+        Step 0 uses the item vocabulary (the ID slot the prompt ends at): its logits are the
+        catalog scores and the argmax is the recommended item. Its embedding is fed back, the
+        fixed ``text_prefix`` (`` Text:``) is forced, and decoding continues in the text
+        vocabulary until an EOS id or ``max_new_tokens``. Returns the item logits and the
+        steps as ``("item", index)`` / ``("text", token id)``.
+        """
+        cache = self.new_cache() if max_new_tokens > 0 else None
+        h, cache = self.hidden(self.embed(ids, slot_mask, slot_items), cache=cache)
+        item_logits = self.item_logits(h[:, -1])[0]
+        item = int(item_logits.argmax())
+        steps: list[tuple[str, int]] = [("item", item)]
+        if max_new_tokens <= 0:
+            return item_logits, steps
+        dev = ids.device
+        feed = torch.cat(
+            [
+                self.item_emb(torch.tensor([[item]], device=dev)),
+                self.backbone.get_input_embeddings()(torch.tensor([text_prefix], device=dev)),
+            ],
+            dim=1,
+        )
+        for _ in range(max_new_tokens):
+            dtype = self.backbone.get_input_embeddings().weight.dtype
+            h, cache = self.hidden(feed.to(dtype), cache=cache)
+            tok = int(self.text_logits(h[:, -1]).argmax(-1)[0])
+            steps.append(("text", tok))
+            if tok in eos_ids:
+                break
+            feed = self.backbone.get_input_embeddings()(torch.tensor([[tok]], device=dev))
+        return item_logits, steps

@@ -1,0 +1,160 @@
+"""LUMEN prompts (paper section 4.2.2) as token ids with item-ID slots.
+
+A prompt is built as *segments*: text pieces and item slots. Every item id in the paper's prompt
+(``START ID: ID_TOKEN Title: ...``) is one slot; the tokenizer never sees item ids, so the text
+vocabulary and the item vocabulary stay separate. Text pieces are tokenized one by one (without
+special tokens) and concatenated; a slot takes one position, filled with a placeholder token id
+that the network replaces by the item's embedding (see :mod:`regen_bench_plugins.lumen_net`).
+
+Layout (``max_history`` most recent purchases, fields clipped to ``max_field_chars``)::
+
+    This is the summary of a user's purchase history. First item purchase is START ID: [item]
+    Title: .. Category: .. Description: .. Price: .. Rating: .. User Review: .. User Critique: ..
+    END. Next item purchase is START ID: [item] ... END. User Critique: <critique leading to the
+    next purchase>. The next item purchase, and the <narrative> are:
+    target: ID: [item] Text: <narrative></s>
+
+Two documented differences from the paper's text: later purchases also read ``START ID:
+ID_TOKEN`` (the paper elides "ID:" after the first), and the critique that leads to the
+predicted purchase is stated before the question (the critique and conversational tasks reveal
+it; the paper's prompt puts each critique inside the block of the item it led to, which for the
+predicted item would otherwise be missing). With ``narrative=None`` the question reads ``The
+next item purchase is:`` and the target has no ``Text:`` part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from regen_bench import Catalog, Item
+from regen_bench.narrator import NARRATIVE_PHRASES
+
+#: Bumped whenever the prompt text changes (recorded in ``config()``: prompts change numbers).
+PROMPT_VERSION = 1
+#: The fixed text around the generated item in the target (forced while decoding).
+ID_PREFIX = " ID:"
+TEXT_PREFIX = " Text:"
+
+
+def _clip(text: str | None, limit: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _item_fields(item: Item, limit: int) -> str:
+    price = f"${item.price:.2f}" if item.price is not None else "unknown"
+    category = " > ".join(item.categories) or "unknown"
+    return (
+        f" Title: {_clip(item.title, limit) or 'unknown'} Category: {category}"
+        f" Description: {_clip(item.description, limit) or 'none'} Price: {price}"
+    )
+
+
+def prompt_segments(
+    catalog: Catalog,
+    items: Sequence[int] | np.ndarray,
+    ratings: Sequence[float] | np.ndarray,
+    reviews: Sequence[tuple[str, str]],
+    critiques: Sequence[str | None],
+    next_critique: str | None,
+    narrative_type: str | None,
+    *,
+    max_history: int,
+    max_field_chars: int,
+) -> list[str | int]:
+    """The prompt for predicting the purchase after ``items`` (text pieces and item slots)."""
+    start = max(0, len(items) - max_history)
+    lim = max_field_chars
+    segs: list[str | int] = ["This is the summary of a user's purchase history."]
+    for pos in range(start, len(items)):
+        lead = "First item purchase is" if pos == start else "Next item purchase is"
+        summary, text = reviews[pos] if pos < len(reviews) else ("", "")
+        review = _clip(f"{summary}. {text}" if summary and text else summary or text, lim)
+        crit = critiques[pos] if pos < len(critiques) else None
+        segs += [
+            f" {lead} START ID:",
+            int(items[pos]),
+            _item_fields(catalog[int(items[pos])], lim)
+            + f" Rating: {float(ratings[pos]):g} User Review: {review or 'none'}"
+            + f" User Critique: {_clip(crit, lim) or 'none'} END.",
+        ]
+    segs.append(f" User Critique: {_clip(next_critique, lim) or 'none'}.")
+    if narrative_type is None:
+        segs.append(" The next item purchase is:")
+    else:
+        segs.append(f" The next item purchase, and the {NARRATIVE_PHRASES[narrative_type]} are:")
+    return segs
+
+
+@dataclass
+class Encoded:
+    """One tokenized sequence: ids, the item slots, and what is trained where.
+
+    ``labels[t]`` is the text token to predict *at* position ``t`` (from the state at ``t-1``),
+    -100 where there is none; ``item_target`` is predicted from the state at ``item_pos - 1``.
+    """
+
+    ids: list[int]
+    slot_pos: list[int] = field(default_factory=list)
+    slot_items: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    item_pos: int = -1
+    item_target: int = -1
+
+
+class PromptEncoder:
+    """Turns segments into :class:`Encoded` with a transformers tokenizer."""
+
+    def __init__(self, tokenizer: Any, *, max_target_tokens: int):
+        self.tok = tokenizer
+        self.max_target_tokens = max_target_tokens
+        # Any real id works as the placeholder: its embedding is always replaced.
+        self.placeholder = int(
+            tokenizer.unk_token_id
+            if tokenizer.unk_token_id is not None
+            else tokenizer.pad_token_id or 0
+        )
+        self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        self.eos = tokenizer.eos_token_id
+        self._cache: dict[str, list[int]] = {}
+
+    def text_ids(self, text: str) -> list[int]:
+        got = self._cache.get(text)
+        if got is None:
+            got = list(self.tok(text, add_special_tokens=False)["input_ids"])
+            if len(self._cache) < 100_000:  # item fields repeat across prefixes and users
+                self._cache[text] = got
+        return got
+
+    def prompt(self, segs: Sequence[str | int]) -> Encoded:
+        """The prompt followed by the forced ``ID:`` (the next position is the item slot)."""
+        enc = Encoded(ids=list(self.bos))
+        for seg in [*segs, ID_PREFIX]:
+            if isinstance(seg, str):
+                enc.ids += self.text_ids(seg)
+            else:
+                enc.slot_pos.append(len(enc.ids))
+                enc.slot_items.append(seg)
+                enc.ids.append(self.placeholder)
+        enc.labels = [-100] * len(enc.ids)
+        return enc
+
+    def training(self, segs: Sequence[str | int], target: int, narrative: str | None) -> Encoded:
+        """Prompt + ``ID: [target]`` (+ `` Text: narrative</s>`` when there is a narrative)."""
+        enc = self.prompt(segs)
+        enc.item_pos, enc.item_target = len(enc.ids), int(target)
+        enc.slot_pos.append(len(enc.ids))
+        enc.slot_items.append(int(target))
+        enc.ids.append(self.placeholder)
+        enc.labels.append(-100)  # trained by the item loss, not the text loss
+        if narrative is not None:
+            text = self.text_ids(TEXT_PREFIX)
+            body = self.text_ids(" " + " ".join(narrative.split()))[: self.max_target_tokens]
+            tail = [*text, *body, *([self.eos] if self.eos is not None else [])]
+            enc.ids += tail
+            enc.labels += tail
+        return enc

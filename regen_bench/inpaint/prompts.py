@@ -1,0 +1,154 @@
+"""The inpainting prompts: versioned template files, the history text, and the answer schemas.
+
+The templates live in ``prompts/*.txt`` (package data) and use :class:`string.Template`
+placeholders (``$history``; ``$$`` is a literal dollar), so JSON braces in the few-shot examples
+need no escaping. Following the paper (section 3.2.2) each prompt is a task prefix with
+instructions, few-shot examples, the user's history with item metadata and review text, and the
+expected output format. The endorsement prompt withholds the last review: the last item is shown
+with its metadata only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from functools import cache
+from importlib import resources
+from string import Template
+from typing import Any
+
+from regen_bench.data.schema import Interaction, Item, UserRecord
+
+#: Bumped whenever a template or the history layout changes; written into the run manifest.
+PROMPT_VERSION = "inpaint-v1"
+TEMPLATE_NAMES: tuple[str, ...] = ("system", "critique", "purchase_reason", "endorsement", "user")
+
+#: Narrative calls per user: kind -> (template, answer fields -> Narratives attribute).
+NARRATIVE_CALLS: dict[str, tuple[str, dict[str, str]]] = {
+    "purchase_reason": (
+        "purchase_reason",
+        {"reason": "purchase_reason", "explanation": "purchase_explanation"},
+    ),
+    "endorsement": ("endorsement", {"endorsement": "product_endorsement"}),
+    "user": (
+        "user",
+        {
+            "brief_summary": "user_summary",
+            "long_summary": "user_summary_long",
+            "profile": "user_profile",
+        },
+    ),
+}
+
+
+@cache
+def template_text(name: str) -> str:
+    """The text of template ``name`` (``prompts/<name>.txt``)."""
+    if name not in TEMPLATE_NAMES:
+        raise KeyError(f"no inpainting template '{name}'")
+    return (resources.files("regen_bench.inpaint") / "prompts" / f"{name}.txt").read_text("utf-8")
+
+
+def templates_sha256() -> str:
+    """One digest of all templates, so a manifest names the exact prompt text used."""
+    digest = hashlib.sha256()
+    for name in TEMPLATE_NAMES:
+        digest.update(f"{name}\n{template_text(name)}\n".encode())
+    return digest.hexdigest()
+
+
+def system_prompt() -> str:
+    return template_text("system").strip()
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def describe_item(item: Item, max_chars: int) -> str:
+    """Item metadata, one field per line (fields the item lacks are left out)."""
+    lines = [f"Title: {_clip(item.title, max_chars) or item.asin}"]
+    if item.categories:
+        lines.append(f"Category: {' > '.join(item.categories)}")
+    if item.brand:
+        lines.append(f"Brand: {item.brand}")
+    if item.price is not None:
+        lines.append(f"Price: ${item.price:.2f}")
+    if item.description:
+        lines.append(f"Description: {_clip(item.description, max_chars)}")
+    return "\n".join(lines)
+
+
+def _describe_purchase(inter: Interaction, item: Item, max_chars: int, review: bool) -> str:
+    day = datetime.fromtimestamp(inter.timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
+    lines = [f"Date: {day}", describe_item(item, max_chars)]
+    if review:
+        lines.append(f"Rating: {inter.rating:g}/5")
+        if inter.summary:
+            lines.append(f"Review title: {_clip(inter.summary, max_chars)}")
+        if inter.text:
+            lines.append(f"Review: {_clip(inter.text, max_chars)}")
+    return "\n".join(lines)
+
+
+def history_text(
+    record: UserRecord, max_chars: int, *, upto: int | None = None, label_last: bool = True
+) -> str:
+    """The purchases ``[:upto]`` (all by default), oldest first, each with its review."""
+    inters = record.interactions[:upto]
+    blocks = []
+    for k, inter in enumerate(inters, start=1):
+        last = label_last and k == len(inters)
+        head = "LAST PURCHASE" if last else f"Purchase {k}"
+        body = _describe_purchase(inter, record.items[inter.item_id], max_chars, review=True)
+        blocks.append(f"{head}\n{body}")
+    return "\n\n".join(blocks)
+
+
+def critique_prompt(current: Item, desired: Item, n: int, max_chars: int) -> str:
+    """Ask for ``n`` critiques that steer from ``current`` to ``desired`` (item descriptions)."""
+    return Template(template_text("critique")).substitute(
+        n=n,
+        current=describe_item(current, max_chars),
+        desired=describe_item(desired, max_chars),
+        slots=", ".join(['"..."'] * n),
+    )
+
+
+def narrative_prompt(kind: str, record: UserRecord, max_chars: int) -> str:
+    """The prompt of one narrative call (``NARRATIVE_CALLS``) for ``record``."""
+    template, _ = NARRATIVE_CALLS[kind]
+    if kind == "endorsement":
+        # The paper withholds the last review: earlier purchases with reviews, then the last
+        # item with its metadata only (no rating, review title or review text).
+        last = record.interactions[-1]
+        earlier = history_text(record, max_chars, upto=-1, label_last=False)
+        return Template(template_text(template)).substitute(
+            history=earlier or "(none)",
+            item=describe_item(record.items[last.item_id], max_chars),
+        )
+    return Template(template_text(template)).substitute(history=history_text(record, max_chars))
+
+
+def critique_schema() -> dict[str, Any]:
+    """``{"critiques": [str, ...]}``, at least one.
+
+    Schemas are kept minimal (no ``additionalProperties``): backends without structured output
+    paste the schema into the prompt, and small models copy long schemas instead of answering.
+    """
+    return {
+        "type": "object",
+        "properties": {"critiques": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+        "required": ["critiques"],
+    }
+
+
+def narrative_schema(kind: str) -> dict[str, Any]:
+    """A flat object of the call's string fields (simple enough for small local models)."""
+    fields = list(NARRATIVE_CALLS[kind][1])
+    return {
+        "type": "object",
+        "properties": {f: {"type": "string"} for f in fields},
+        "required": fields,
+    }
