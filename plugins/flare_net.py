@@ -12,10 +12,12 @@ weigh it against the text) and is also added residually (a direct path for colla
 signal). ``P`` is fixed rather than learned for speed: ``N(P t)`` of frozen text is then a
 constant, and the resampler's learned key/value projection (applied right after it) is the
 only per-token work of a training step; together they are a learned map restricted to the
-``hidden`` leading principal directions of the encoder's token space. The text-only view ``u_i = mean_k R([N(P t_i,1..L)])_k`` (ID token left out) is the
-view the optional InfoNCE term aligns with ``e_i``. A critique ``c`` (token states ``s_1..M``
-of the same frozen encoder) becomes ``w_c = W_c mean_k R([N(P s_1..M)])_k + b``; it is added
-to the token of the item it led to (or to the [MASK] standing for that item). The item vectors ``v``
+``hidden`` leading principal directions of the encoder's token space.
+
+The text-only view ``u_i = mean_k R([N(P t_i,1..L)])_k`` (ID token left out) is the view the
+optional InfoNCE term aligns with ``e_i``. A critique ``c`` (token states ``s_1..M`` of the
+same frozen encoder) becomes ``w_c = W_c mean_k R([N(P s_1..M)])_k + b``; it is added to the
+token of the item it led to (or to the [MASK] standing for that item). The item vectors ``v``
 are both the input table and the output layer: score(i) = head(h) · v_i / sqrt(hidden) + b_i.
 """
 
@@ -91,7 +93,11 @@ class PerceiverResampler(nn.Module):
 
 
 class FlareNet(nn.Module):
-    """ID table, text projection, resampler, critique head and the shared sequence encoder."""
+    """ID table, fixed text projection, resampler, critique head and the sequence encoder."""
+
+    pca_mean: torch.Tensor
+    pca_basis: torch.Tensor
+    pca_fitted: torch.Tensor
 
     def __init__(
         self,

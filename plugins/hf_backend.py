@@ -7,19 +7,93 @@ it has one. Batches are left-padded so every row continues from its last real to
 answers do not depend on the batch they were in. Sampled requests (``temperature > 0``) run one
 at a time under their own seed so they are reproducible too. ``timeout_s`` is not applied: a
 local generation is bounded by ``max_tokens`` instead.
+
+Requests with a ``json_schema`` are decoded under the schema with ``lm-format-enforcer`` (in the
+``local-llm`` extra): at every step only the tokens that keep the answer a valid prefix of a JSON
+value following the schema may be chosen, so even a 135M model answers parseable JSON. Without
+the library the schema is only described in the prompt (one warning says so).
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from regen_bench import hookimpl
 from regen_bench.llm import BackendError, LLMRequest, LLMResponse
 
+log = logging.getLogger(__name__)
+
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 _DEVICES = ("auto", "cpu", "cuda")
+#: Integer ranges up to this many values become an ``enum`` for the enforcer (see _for_enforcer).
+_MAX_ENUM_RANGE = 100
+_warned_no_enforcer = False
+#: Characters no token may bring into a constrained answer (see _build_enforcer_data).
+_BAD_IN_JSON = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\ufffd]")
+
+
+def _for_enforcer(schema: Any) -> Any:
+    """``schema`` with small bounded integer ranges written as an ``enum``.
+
+    lm-format-enforcer checks the type of a number but not ``minimum``/``maximum``; a rater's
+    ``{"type": "integer", "minimum": 1, "maximum": 7}`` would still let a model write ``42``.
+    An equivalent ``enum`` (which it does enforce) closes that gap. Exclusive bounds and
+    ``multipleOf`` are honoured too; anything else is passed through untouched.
+    """
+    if isinstance(schema, list):
+        return [_for_enforcer(s) for s in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out = {k: _for_enforcer(v) for k, v in schema.items()}
+    if out.get("type") != "integer" or "enum" in out:
+        return out
+    lo = out.get("minimum", out.get("exclusiveMinimum"))
+    hi = out.get("maximum", out.get("exclusiveMaximum"))
+    step = out.get("multipleOf", 1)
+    numbers = [b for b in (lo, hi, step) if isinstance(b, (int, float)) and not isinstance(b, bool)]
+    if len(numbers) < 3 or not isinstance(step, int) or step < 1:
+        return out  # unbounded, draft-4 boolean exclusive bounds, or a fractional multipleOf
+    assert lo is not None and hi is not None  # (for mypy: checked just above)
+    first = math.ceil(lo) + (1 if "minimum" not in out and lo == math.ceil(lo) else 0)
+    last = math.floor(hi) - (1 if "maximum" not in out and hi == math.floor(hi) else 0)
+    if 0 <= last - first < _MAX_ENUM_RANGE:
+        values = [v for v in range(first, last + 1) if v % step == 0]
+        if values:
+            out["enum"] = values
+    return out
+
+
+class _JsonSchemaLogits:
+    """A logits processor that masks, row by row, the tokens a row's JSON schema forbids.
+
+    One ``TokenEnforcer`` per row (``None`` = unconstrained row): each sees its own full input
+    ids, left padding and prompt included, and the library takes the first sequence it is shown
+    as the prompt, so rows of different prompts and schemas in one batch do not mix. Written
+    here because lm-format-enforcer's transformers integration (0.11.3) does not import under
+    transformers 5 (it imports the removed ``transformers.tokenization_utils``); the grammar and
+    the token walk stay the library's.
+    """
+
+    def __init__(self, enforcers: Sequence[Any]):
+        self.enforcers = list(enforcers)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        allowed = torch.zeros_like(scores, dtype=torch.bool)
+        for row, enforcer in enumerate(self.enforcers):
+            if enforcer is None:
+                allowed[row] = True
+                continue
+            tokens = enforcer.get_allowed_tokens(input_ids[row].tolist()).allowed_tokens
+            ids = torch.tensor(tokens, dtype=torch.long, device=scores.device)
+            allowed[row, ids[ids < scores.shape[-1]]] = True
+        return scores.masked_fill(~allowed, -math.inf)
 
 
 class HFBackend:
@@ -107,6 +181,7 @@ class HFBackend:
         if tok.eos_token_id is not None:
             eos_ids.add(tok.eos_token_id)
         self._eos_ids = sorted(eos_ids)
+        self._enforcer_data: Any = None  # lm-format-enforcer's view of the vocabulary, built once
         self.load_s = time.perf_counter() - start
 
     # -- prompts ---------------------------------------------------------------------------
@@ -151,12 +226,70 @@ class HFBackend:
                     out[i] = resp
         return [r for r in out if r is not None]
 
+    def _json_constraint(self, reqs: Sequence[LLMRequest]) -> _JsonSchemaLogits | None:
+        """The logits processor enforcing each row's ``json_schema``; None when none has one."""
+        global _warned_no_enforcer
+        if all(r.json_schema is None for r in reqs):
+            return None
+        try:
+            from lmformatenforcer import JsonSchemaParser, TokenEnforcer
+        except ImportError:
+            if not _warned_no_enforcer:
+                _warned_no_enforcer = True
+                log.warning(
+                    "hf backend: lm-format-enforcer is not installed, so json_schema answers are "
+                    "not constrained (small models then often answer prose): "
+                    "pip install 'regen-bench[local-llm]'"
+                )
+            return None
+        if self._enforcer_data is None:
+            self._enforcer_data = self._build_enforcer_data()
+        enforcers = [
+            None
+            if r.json_schema is None
+            else TokenEnforcer(self._enforcer_data, JsonSchemaParser(_for_enforcer(r.json_schema)))
+            for r in reqs
+        ]
+        return _JsonSchemaLogits(enforcers)
+
+    def _build_enforcer_data(self) -> Any:
+        """lm-format-enforcer's tokenizer data, as its transformers integration builds it.
+
+        Each regular token is decoded after a ``"0"`` token: a longer text than the token alone
+        means the token starts a word (sentencepiece's leading space). Batched decoding keeps
+        this to about a second for a 50k vocabulary. Two kinds of token are left out, so the
+        model can never pick them under a schema: control characters other than newlines (the
+        library lets them into strings, where JSON forbids them) and byte pieces of a character
+        (they decode to U+FFFD alone; the library would count them as characters, and a model
+        can leave the character unfinished). Non-ASCII text is then written with whole-character
+        tokens only.
+        """
+        from lmformatenforcer import TokenEnforcerTokenizerData
+
+        tok = self.tokenizer
+        vocab_size = len(tok)
+        zero = tok.encode("0", add_special_tokens=False)[-1]
+        special = set(tok.all_special_ids)
+        ids = [i for i in range(vocab_size) if i not in special]
+        alone = tok.batch_decode([[i] for i in ids])
+        after_zero = [t[1:] for t in tok.batch_decode([[zero, i] for i in ids])]
+        regular = [
+            (i, text, len(text) > len(one))
+            for i, text, one in zip(ids, after_zero, alone, strict=True)
+            if text and not _BAD_IN_JSON.search(text)
+        ]
+
+        def decode(tokens: list[int]) -> str:
+            return str(tok.decode(tokens)).rstrip("\ufffd")  # drop half a multi-byte character
+
+        return TokenEnforcerTokenizerData(regular, decode, self._eos_ids, False, vocab_size)
+
     def _limit(self, req: LLMRequest) -> int:
         return min(req.max_tokens, self.max_new_tokens or req.max_tokens)
 
     def _generate(self, reqs: Sequence[LLMRequest]) -> list[LLMResponse]:
         torch = self._torch
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, LogitsProcessorList
 
         first = reqs[0]
         sample = first.temperature > 0
@@ -182,13 +315,17 @@ class HFBackend:
             add_special_tokens=not self.use_chat_template,  # templates write their own BOS
         ).to(self.device)
         start = time.perf_counter()
+        constraint = self._json_constraint(reqs)
+        extra: dict[str, Any] = {}
+        if constraint is not None:
+            extra["logits_processor"] = LogitsProcessorList([constraint])
         try:
             with torch.inference_mode(), torch.random.fork_rng(devices=[]):
                 if sample:
                     seed = first.seed if first.seed is not None else int(time.time_ns() % 2**31)
                     torch.manual_seed(seed)
                 generated = self.net.generate(
-                    **enc, generation_config=gen_config, tokenizer=self.tokenizer
+                    **enc, generation_config=gen_config, tokenizer=self.tokenizer, **extra
                 )
         except torch.OutOfMemoryError as exc:
             raise BackendError(f"out of memory generating {len(reqs)} rows: {exc}") from exc

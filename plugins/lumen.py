@@ -422,6 +422,7 @@ class Lumen(Model):
         item_losses: list[float] = []
         text_losses: list[float] = []
         step, stale, stop = 0, 0, False
+        train_tokens, train_s = 0, 0.0  # throughput excludes validation
 
         def evaluate() -> None:
             nonlocal best, best_step, best_state, stale, stop
@@ -444,6 +445,7 @@ class Lumen(Model):
             for lo in range(0, len(order), opts["micro_batch"]):
                 batch = self._collate([examples[i] for i in order[lo : lo + opts["micro_batch"]]])
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
+                t_step = time.perf_counter()
                 with acc.accumulate(net):
                     out = net(**batch, text_weight=opts["text_weight"])
                     acc.backward(out["loss"])
@@ -451,7 +453,9 @@ class Lumen(Model):
                         acc.clip_grad_norm_(net.parameters(), opts["grad_clip"])
                     optim.step()
                     optim.zero_grad(set_to_none=True)
-                total += float(out["loss"].detach())
+                total += float(out["loss"].detach())  # (also waits for the device)
+                train_s += time.perf_counter() - t_step
+                train_tokens += int(batch["attention_mask"].sum()) * acc.num_processes
                 total_item += float(out["item_loss"])
                 total_text += float(out["text_loss"])
                 micro += 1
@@ -486,6 +490,8 @@ class Lumen(Model):
                 "train_loss": losses,
                 "train_item_loss": item_losses,
                 "train_text_loss": text_losses,
+                "train_tokens": train_tokens,
+                "train_tokens_per_s": round(train_tokens / train_s, 1) if train_s else None,
                 "device": str(self.device),
                 "fit_s": round(time.perf_counter() - start, 3),
             }
@@ -554,7 +560,7 @@ class Lumen(Model):
         for ex in tqdm(examples, desc="lumen generate", unit="ex", disable=None):
             _, steps = self.trace_steps(ex)
             toks = [t for kind, t in steps if kind == "text" and t not in self.eos_ids]
-            texts.append(self.tokenizer.decode(toks, skip_special_tokens=True).strip())
+            texts.append(str(self.tokenizer.decode(toks, skip_special_tokens=True)).strip())
         return texts
 
     # -- checkpoints --------------------------------------------------------------------------

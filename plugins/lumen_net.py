@@ -5,10 +5,10 @@
   same size (Gemma scales its embeddings by sqrt(hidden); the initial std is measured, not
   assumed).
 - the item head: a separate linear layer (hidden -> catalog) on the last hidden state (after
-  the backbone's final norm), trained with softmax over the item vocabulary. It starts at zero,
-  so the first item loss is exactly ln(catalog size): scoring with the embedding table itself
-  (tied) gave initial logits in the tens on SmolLM2, whose final hidden states are large, and
-  an item loss of ~18 on an 800-item catalog before any step.
+  the backbone's final norm), trained with softmax over the item vocabulary. It starts near
+  zero (std 0.02/sqrt(hidden)), so the first item loss is about ln(catalog size): scoring with
+  the embedding table itself (tied) gave initial logits in the tens on SmolLM2, whose final
+  hidden states are large, and an item loss of ~18 on an 800-item catalog before any step.
 
 Inputs are always given as ``inputs_embeds``: token embeddings from the backbone with the item
 slots overwritten by item embeddings. Text logits are computed only where they are needed
@@ -40,7 +40,9 @@ class LumenNet(nn.Module):
         self.item_emb = nn.Embedding(n_items, hidden)
         nn.init.normal_(self.item_emb.weight, std=std)
         self.item_head = nn.Linear(hidden, n_items)
-        nn.init.zeros_(self.item_head.weight)
+        # Near zero, not zero: a zero head gets the same gradient for every item that is never
+        # a target, so those items would stay exactly tied forever.
+        nn.init.normal_(self.item_head.weight, std=0.02 / hidden**0.5)
         nn.init.zeros_(self.item_head.bias)
         softcap = getattr(backbone.config, "final_logit_softcapping", None)
         self.softcap = float(softcap) if softcap else None
@@ -69,8 +71,8 @@ class LumenNet(nn.Module):
         else:
             kw["use_cache"] = False
         out = self.backbone.get_decoder()(**kw)
-        new_cache = out.get("cache", out.get("past_key_values")) if cache is not None else None
-        return out.last_hidden_state, new_cache
+        # A DynamicCache is updated in place: the one passed in now holds these positions too.
+        return out.last_hidden_state, cache
 
     def text_logits(self, h: torch.Tensor) -> torch.Tensor:
         logits = self.backbone.get_output_embeddings()(h)

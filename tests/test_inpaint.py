@@ -224,6 +224,26 @@ def test_empty_placeholder_answers_are_failures(
     assert all(i.critique is None for i in next(iter_records(out)).interactions)
 
 
+def test_copied_few_shot_examples_are_failures(
+    tmp_path: Path, users: list[UserRecord], scripted: type[ScriptedBackend]
+) -> None:
+    data = tmp_path / "in.jsonl"
+    write_records(users[1:], data)
+    out = tmp_path / "out.jsonl"
+    # As a weak model does: the example answer of the template, word for word.
+    copied = (
+        '{"reason": "The customer wanted black refills for the gel pens they already liked.",'
+        ' "explanation": "fine"}'
+    )
+    scripted.bad = {("Explain why the customer bought",): [copied]}
+    report = inpaint(data, out, "scripted-inpaint", progress=False)
+    assert report is not None and dict(report.failures) == {"purchase_reason": 1}
+    rows = [json.loads(x) for x in Path(f"{out}{FAILURES_SUFFIX}").read_text().splitlines()]
+    assert rows[0]["reason"] == "unusable answer: field 'reason' copies the few-shot example"
+    got = next(iter_records(out)).narratives
+    assert got.purchase_reason is None and got.user_profile == "profile text"
+
+
 def test_dry_run_calls_nothing(
     tmp_path: Path,
     users: list[UserRecord],

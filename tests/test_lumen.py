@@ -20,12 +20,13 @@ pytest.importorskip("accelerate")
 from regen_bench_plugins.lumen import Lumen  # noqa: E402
 from regen_bench_plugins.lumen_prompt import ID_PREFIX, TEXT_PREFIX  # noqa: E402
 
-WORDS = (
+TEXT = (
     "this is the summary of a user's purchase history . first next item is start id : title "
     "category description price rating user review critique end and product endorsement are "
     "text great pen for my desk in black please none unknown office products school supplies "
     "writing pens leaf about acme"
-).split()
+)
+WORDS = TEXT.split()
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +49,11 @@ def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw.normalizer = normalizers.Lowercase()
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+        tokenizer_object=raw,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
     )
     config = transformers.LlamaConfig(
         vocab_size=len(vocab),
@@ -172,13 +177,17 @@ def test_overfitting_lowers_the_loss_and_ranks_the_trained_item_first(
     assert log["train_examples"] == 4 and log["narrative_targets"] == 2 and log["steps"] == 100
     first, last = log["train_loss"][0], log["train_loss"][-1]
     assert last < 0.05 * first and first > 2.0
-    # The zero-initialised item head starts at exactly ln(catalog size) = ln(6).
-    assert log["train_item_loss"][0] < 1.8 and log["train_item_loss"][-1] < 0.15
+    # The near-zero item head starts at about ln(catalog size) = ln(6) = 1.79.
+    assert abs(log["train_item_loss"][0] - np.log(6)) < 0.1 and log["train_item_loss"][-1] < 0.15
     for user in train:
         for j in range(1, len(user)):  # every trained prefix: its target ranks first
             ex = Example(
-                user.user_id, user.items[:j], user.critiques[:j], int(user.items[j]),
-                user.critiques[j], {},
+                user.user_id,
+                user.items[:j],
+                user.critiques[:j],
+                int(user.items[j]),
+                user.critiques[j],
+                {},
             )
             assert int(np.argmax(model.score([ex])[0])) == int(user.items[j])
     assert (tmp_path / "ckpt" / "lumen.json").is_file()
@@ -208,6 +217,8 @@ def test_checkpoint_round_trip_gives_identical_scores_and_text(
     assert model.generate(data.test[:2], "product_endorsement") == loaded.generate(
         data.test[:2], "product_endorsement"
     )
+    # No two items share a score (a zero-initialised head would tie every never-seen item).
+    assert len(np.unique(loaded.score(data.test[:1])[0])) == len(ds.catalog)
     assert loaded.config()["max_history"] == 3  # model-defining options come from the folder
     assert loaded.fit(data.train, data.valid)["trained"] is False
     # Batch size does not change scores.
@@ -250,8 +261,14 @@ def test_run_and_trace_from_the_command_line(
     args = ["run", "--model", "lumen", "--task", "conversational", "--narrative"]
     args += ["product_endorsement", "--dataset", str(path), "--output", str(tmp_path / "out")]
     args += ["-q", "--embedder", "none", "--bertscore-model", "none", "--threads", "1"]
-    for kv in (f"backbone={backbone_dir}", "device=cpu", "epochs=1", "max_new_tokens=4",
-               "max_history=3", f"save_dir={ck}"):
+    for kv in (
+        f"backbone={backbone_dir}",
+        "device=cpu",
+        "epochs=1",
+        "max_new_tokens=4",
+        "max_history=3",
+        f"save_dir={ck}",
+    ):
         args += ["--set", kv]
     assert main(args) == 0
     capsys.readouterr()

@@ -226,7 +226,10 @@ def parse_critiques(text: str, n: int) -> list[str]:
             seen[c] = None
     if not seen:
         raise ValueError("no non-empty critique in the answer")
-    return list(seen)[:n]
+    fresh = [c for c in seen if c not in P.example_texts()]
+    if not fresh:
+        raise ValueError("the answer copies the few-shot example")
+    return fresh[:n]
 
 
 def parse_narratives(kind: str, text: str) -> dict[str, str]:
@@ -237,6 +240,8 @@ def parse_narratives(kind: str, text: str) -> dict[str, str]:
         body = " ".join(str(value[key]).split())
         if not body or body == "...":
             raise ValueError(f"field '{key}' is empty")
+        if body in P.example_texts():
+            raise ValueError(f"field '{key}' copies the few-shot example")
         out[attr] = body
     return out
 

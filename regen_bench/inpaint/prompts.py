@@ -131,6 +131,40 @@ def narrative_prompt(kind: str, record: UserRecord, max_chars: int) -> str:
     return Template(template_text(template)).substitute(history=history_text(record, max_chars))
 
 
+@cache
+def example_texts() -> frozenset[str]:
+    """Every answer string of the templates' few-shot examples (whitespace-normalised).
+
+    Small models often copy an example instead of answering; such answers are rejected.
+    """
+    import json
+
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            text = " ".join(value.split())
+            if text and text != "...":
+                found.add(text)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for name in TEMPLATE_NAMES:
+        for line in template_text(name).replace("$$", "$").splitlines():
+            start = line.find("{")
+            if start < 0:
+                continue
+            try:
+                walk(json.loads(line[start:]))
+            except json.JSONDecodeError:
+                continue
+    return frozenset(found)
+
+
 def critique_schema() -> dict[str, Any]:
     """``{"critiques": [str, ...]}``, at least one.
 

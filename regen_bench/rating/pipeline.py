@@ -65,8 +65,9 @@ class RatingOutcome:
         out = [
             f"rated {self.subjects} outputs of {self.users} users "
             f"({self.total_runs} rater runs incl. negatives, {self.failed_runs} failed)",
-            f"llm: {u['backend']}:{u['model']} {u['calls']} calls, {u['cache_hits']} cached, "
-            f"{u['failures']} failures, {u['wall_s']:.1f}s",
+            f"llm: {u['backend']}:{u['model']} {u['requests']} requests "
+            f"({u['cache_hits']} from the cache, {u['calls']} backend calls), "
+            f"{u['failures']} failed, {u['wall_s']:.1f}s",
         ]
         if self.bias is not None:
             out += ["bias check: share of scores >= 6 (real vs negatives A, B)"]

@@ -149,7 +149,7 @@ def plot_distributions(rows: Sequence[dict[str, Any]], path: str | Path, title: 
         ax.set_ylabel("% of outputs")
         if texts:
             ax.legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)  # above the panel titles
     out = Path(path)
     _save(fig, out)
     plt.close(fig)
