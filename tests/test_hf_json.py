@@ -35,7 +35,7 @@ STRING_SCHEMA: dict[str, Any] = {
     },
     "required": ["reason", "score"],
 }
-PROMPTS = ["rate the pens", "a stapler", "blue ink, for school", "gift for home", "paper"]
+PROMPTS = ["rate the pens", "a stapler", "blue ink, for school", "gift for home"]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,17 @@ def backend(model_dir: Path, batch_size: int = 1) -> Any:
     return HFBackend(str(model_dir), device="cpu", batch_size=batch_size)
 
 
+@pytest.fixture(scope="module")
+def one_row(byte_model_dir: Path) -> Any:
+    """The backend answering one request per ``generate`` call (loaded once: loads dominate)."""
+    return backend(byte_model_dir, batch_size=1)
+
+
+@pytest.fixture(scope="module")
+def three_rows(byte_model_dir: Path) -> Any:
+    return backend(byte_model_dir, batch_size=3)
+
+
 def requests(schema: dict[str, Any] | None, max_tokens: int = 120) -> list[LLMRequest]:
     return [
         LLMRequest(system="rate", prompt=p, json_schema=schema, max_tokens=max_tokens)
@@ -102,32 +113,34 @@ def assert_valid(text: str, schema: dict[str, Any]) -> Any:
 
 
 @pytest.mark.parametrize("schema", [RATER_SCHEMA, STRING_SCHEMA], ids=["integers", "string"])
-def test_answers_follow_the_schema_whatever_the_batch(byte_model_dir: Path, schema: Any) -> None:
-    one = backend(byte_model_dir).complete_batch(requests(schema))
+def test_answers_follow_the_schema_whatever_the_batch(
+    one_row: Any, three_rows: Any, schema: Any
+) -> None:
+    one = one_row.complete_batch(requests(schema))
     for r in one:
         assert_valid(r.text, schema)
     assert all(r.ok and r.completion_tokens > 5 for r in one)
-    batched = backend(byte_model_dir, batch_size=3).complete_batch(requests(schema))
+    batched = three_rows.complete_batch(requests(schema))
     assert [r.text for r in batched] == [r.text for r in one]
 
 
-def test_without_a_schema_the_random_model_writes_no_json(byte_model_dir: Path) -> None:
+def test_without_a_schema_the_random_model_writes_no_json(one_row: Any) -> None:
     """The control: the same model unconstrained fails the schema, so the test above can fail."""
-    answers = backend(byte_model_dir).complete_batch(requests(None, max_tokens=40))
+    answers = one_row.complete_batch(requests(None, max_tokens=40))
     assert all(r.ok and r.text for r in answers)
     for r in answers:
         with pytest.raises(SchemaViolation):
             validate_json_answer(r.text, RATER_SCHEMA)
 
 
-def test_constrained_and_free_rows_share_a_batch(byte_model_dir: Path) -> None:
+def test_constrained_and_free_rows_share_a_batch(one_row: Any, three_rows: Any) -> None:
     mixed = [
         requests(RATER_SCHEMA)[0],
         requests(None, max_tokens=40)[1],
         requests(STRING_SCHEMA)[2],
     ]
-    together = backend(byte_model_dir, batch_size=3).complete_batch(mixed)
-    alone = [backend(byte_model_dir).complete(r) for r in mixed]
+    together = three_rows.complete_batch(mixed)
+    alone = [one_row.complete(r) for r in mixed]
     assert [r.text for r in together] == [r.text for r in alone]
     assert_valid(together[0].text, RATER_SCHEMA)
     assert_valid(together[2].text, STRING_SCHEMA)
@@ -142,16 +155,27 @@ def test_through_the_client_answers_are_valid_first_time(byte_model_dir: Path) -
     assert all(1 <= v <= 7 for r in answers for v in r.json().values())
 
 
+def test_sampled_answers_follow_the_schema_too(one_row: Any) -> None:
+    """The raters sample (temperature 0.7, a seed per run): masks come before the warpers."""
+    reqs = [
+        LLMRequest(system="rate", prompt="pens", json_schema=RATER_SCHEMA, temperature=t, seed=s)
+        for t, s in ((0.7, 1), (1.5, 2), (1.5, 2))
+    ]
+    answers = [one_row.complete(r) for r in reqs]
+    for r in answers:
+        assert_valid(r.text, RATER_SCHEMA)
+    assert answers[1].text == answers[2].text  # same seed, same answer
+
+
 def test_without_the_library_falls_back_with_one_warning(
-    byte_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    one_row: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import regen_bench_plugins.hf_backend as hf
 
     monkeypatch.setitem(sys.modules, "lmformatenforcer", None)  # import now raises ImportError
     monkeypatch.setattr(hf, "_warned_no_enforcer", False)
-    b = backend(byte_model_dir)
     with caplog.at_level(logging.WARNING, logger=hf.__name__):
-        answers = [b.complete(r) for r in requests(RATER_SCHEMA, max_tokens=40)[:2]]
+        answers = [one_row.complete(r) for r in requests(RATER_SCHEMA, max_tokens=40)[:2]]
     assert [m for m in caplog.messages if "lm-format-enforcer" in m] == [caplog.messages[0]]
     assert len(caplog.messages) == 1
     for r in answers:

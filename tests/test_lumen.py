@@ -278,3 +278,24 @@ def test_run_and_trace_from_the_command_line(
     assert "Recommended:" in out and "Generated product_endorsement:" in out
     assert main(["trace", "--model", str(tmp_path), "--user", "U2", "--dataset", str(path)]) == 2
     assert "no regen-bench-model.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lumen_honours_the_plugin_contracts(backbone_dir: Path) -> None:
+    from regen_bench.testing import check_model_plugin
+
+    config = {
+        "backbone": str(backbone_dir),
+        "device": "cpu",
+        "narrative": "purchase_reason",
+        "max_new_tokens": 4,
+        "max_train_users": 20,
+        "max_prefixes": 1,
+        "epochs": 1,
+        "max_history": 3,
+        "max_field_chars": 20,
+        "valid_examples": 8,
+        "batch_size": 4,
+        "micro_batch": 2,
+    }
+    check_model_plugin("lumen", config=config, tasks=["sequential"])
