@@ -5,7 +5,7 @@ prints seconds per epoch and training sequences per second. FLARE's one-off text
 (the frozen encoder over every item and critique) is timed separately as "prepare".
 
     .venv/bin/python benchmarks/train_speed.py [--models sasrec,bert4rec,flare]
-        [--task critique] [--epochs 3] [--seed 0]
+        [--task critique] [--epochs 3] [--seed 0] [--threads 1]
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ def main() -> None:
     ap.add_argument("--models", default="sasrec,bert4rec,flare")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)  # 1 on a shared machine: oversubscription is slow
 
     plugins = get_plugin_manager()
     data = build_task(resolve_dataset(args.dataset, plugins=plugins), args.task)
