@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from regen_bench_plugins.options import coerce_option
 
 from regen_bench import Catalog, Example, Model, UserSequence, hookimpl
 from regen_bench.fileio import atomic_write
@@ -82,31 +83,6 @@ DEFAULTS: dict[str, Any] = {
 SCORE_BATCH = 256
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-
-
-def coerce_option(model: str, name: str, value: Any, default: Any) -> Any:
-    """Bring a value (possibly a command-line string) to the type of its default."""
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "0", "false", "no"}:
-            return value.lower() in {"1", "true", "yes"}
-        if isinstance(value, bool | int):
-            return bool(value)
-    elif isinstance(default, int):
-        if not isinstance(value, bool):
-            try:
-                if float(value) == int(float(value)):
-                    return int(float(value))
-            except (TypeError, ValueError, OverflowError):
-                pass
-    elif isinstance(default, float):
-        if not isinstance(value, bool):
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                pass
-    elif isinstance(value, str):
-        return value
-    raise ValueError(f"{model} option '{name}' must be a {type(default).__name__}, got {value!r}")
 
 
 def catalog_fingerprint(catalog: Catalog) -> str:

@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from regen_bench_plugins.options import coerce_option
 
 from regen_bench import Catalog, Example, Model, UserSequence, hookimpl
 from regen_bench.data.schema import NARRATIVE_TYPES
@@ -113,30 +114,9 @@ BACKBONE_ALIASES = {"gemma-2b": "google/gemma-2b", "gemma3": "gemma3-270m"}
 
 def _coerce(name: str, value: Any) -> Any:
     """Bring a value (possibly a string from ``--set``) to the default's type."""
-    default = DEFAULTS[name]
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "0", "false", "no"}:
-            return value.lower() in {"1", "true", "yes"}
-        if isinstance(value, bool | int):
-            return bool(value)
-    elif isinstance(default, int):
-        if not isinstance(value, bool):
-            try:
-                if float(value) == int(float(value)):
-                    return int(float(value))
-            except (TypeError, ValueError, OverflowError):
-                pass
-    elif isinstance(default, float):
-        if not isinstance(value, bool):
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                pass
-    elif isinstance(value, str):
-        return value
-    elif value is None and name == "narrative":
+    if value is None and name == "narrative":
         return "none"
-    raise ValueError(f"lumen option '{name}' must be a {type(default).__name__}, got {value!r}")
+    return coerce_option("lumen", name, value, DEFAULTS[name])
 
 
 def _validate(opts: dict[str, Any]) -> None:
