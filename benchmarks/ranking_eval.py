@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from regen_bench.metrics import mean_metrics, metrics_from_counts, score_and_count
+from regen_bench.metrics.counting import compiled_available, numpy_counting
 from regen_bench.metrics.ranking import _MIN_CHUNK_ROWS, DEFAULT_CHUNK_ELEMENTS, _run_workers
 
 
@@ -54,6 +55,12 @@ def full_ranking(
     """What the harness runs: exact counts per chunk, then every metric."""
     g, t = score_and_count(u, v, tgt, chunk_size=size, n_threads=n_threads)
     return mean_metrics(metrics_from_counts(g, t))
+
+
+def full_ranking_numpy(u: torch.Tensor, v: torch.Tensor, tgt: np.ndarray, size: int) -> object:
+    """(b) with the numpy counting fallback instead of the compiled single pass."""
+    with numpy_counting():
+        return full_ranking(u, v, tgt, size)
 
 
 def torch_counting(
@@ -130,7 +137,7 @@ def main() -> None:
         f"users={n} items={args.items} dim={args.dim} chunk={size} rows "
         f"repeat={args.repeat} torch={torch.__version__} threads={torch.get_num_threads()} "
         f"cpus={os.cpu_count()} ({platform.processor() or platform.machine()}) "
-        f"load={os.getloadavg()}"
+        f"load={os.getloadavg()} compiled-counting={compiled_available()}"
     )
     # name, callable, users it scores, is it a bare-matmul lower bound. Methods are interleaved
     # round by round so that load from other processes hits them alike; best round reported.
@@ -160,6 +167,12 @@ def main() -> None:
             n,
             False,
         ),
+        (
+            "(b'') same, numpy counting (no numba)",
+            lambda: full_ranking_numpy(u, v, tgt, size),
+            n,
+            False,
+        ),
         ("(c) naive torch.topk(10) per chunk", lambda: topk_baseline(u, vt, tgt, size), n, False),
         (
             "(c') naive full argsort per chunk",
@@ -185,7 +198,8 @@ def main() -> None:
     # Ratios are to the fastest bare matmul of any layout, the strictest lower bound measured.
     t_bare = min(t for t, m in zip(full, methods, strict=True) if m[3])
     t_eval = full[3]
-    res, pos, rank, tc = outputs[3], outputs[5], outputs[6], outputs[7]
+    res, res_np = outputs[3], outputs[5]
+    pos, rank, tc = outputs[6], outputs[7], outputs[8]
 
     print(f"\n{'method':46s} {'seconds':>9s} {'users/s':>11s} {'x bare':>7s}")
     for (name, _, m, _), secs in zip(methods, full, strict=True):
@@ -195,6 +209,7 @@ def main() -> None:
     # Sanity: the baselines agree with the exact counts where they overlap.
     assert isinstance(pos, np.ndarray) and isinstance(rank, np.ndarray)
     assert isinstance(res, dict) and isinstance(tc, tuple)
+    assert res == res_np, "compiled and numpy counting disagree"
     g, t = score_and_count(u[:sub], v, tgt[:sub], chunk_size=size)
     topk_recall = float((pos >= 0).mean())
     print(

@@ -19,6 +19,7 @@ from regen_bench.metrics import (
     rank_counts,
     score_and_count,
 )
+from regen_bench.metrics.counting import compiled_available, count_rows, numpy_counting
 from regen_bench.metrics.ranking import (
     NaNScoresError,
     _count_block_torch,
@@ -78,9 +79,44 @@ def tied_scores() -> tuple[np.ndarray, np.ndarray]:
     return scores, targets
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def kernel(request: pytest.FixtureRequest) -> object:
+    """Runs a test with each counting kernel (compiled numba pass, numpy fallback)."""
+    if request.param == "numpy":
+        with numpy_counting():
+            assert not compiled_available()
+            yield request.param
+    else:
+        if not compiled_available():
+            pytest.skip("numba is not installed (the `fast` extra)")
+        yield request.param
+
+
+def test_kernels_agree_on_ties_nan_and_inf() -> None:
+    """The compiled single pass and numpy give the same integers, for every float dtype."""
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        block = np.round(rng.standard_normal((50, 333)), 1).astype(dtype)
+        block[3, 7] = np.nan
+        block[4, :5] = np.inf
+        block[5, 9] = -np.inf
+        tvals = block[np.arange(50), rng.integers(0, 333, size=50)]
+        tvals[6] = np.nan
+        got = count_rows(block, tvals, with_lesser=True)
+        with numpy_counting():
+            want = count_rows(block, tvals, with_lesser=True)
+        for a, b in zip(got, want, strict=True):
+            assert a is not None and b is not None
+            np.testing.assert_array_equal(a, b)
+        assert got[0][0] == int((block[0] > tvals[0]).sum())
+        assert got[1][6] == 0 and got[0][6] == 0  # NaN target: nothing compares true
+        assert int(got[0][3] + got[1][3] + got[2][3]) == 332  # the NaN is in no count
+        assert count_rows(block, tvals, with_lesser=False)[2] is None
+
+
 @pytest.mark.parametrize("policy", TIE_POLICIES)
 def test_matches_brute_force_sort_with_ties(
-    tied_scores: tuple[np.ndarray, np.ndarray], policy: str
+    tied_scores: tuple[np.ndarray, np.ndarray], policy: str, kernel: str
 ) -> None:
     scores, targets = tied_scores
     g, t = rank_counts(scores, targets)
@@ -209,7 +245,7 @@ def test_exclude_validation() -> None:
         rank_counts(scores, np.array([1, 2]), exclude=[[0], [9]])
 
 
-def test_nan_raises_naming_row() -> None:
+def test_nan_raises_naming_row(kernel: str) -> None:
     scores = np.random.default_rng(3).standard_normal((6, 10))
     targets = np.arange(6)
     scores[4, 7] = np.nan  # not the target
