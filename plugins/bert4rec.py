@@ -55,11 +55,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from regen_bench_plugins.batched_eval import batched_scores, batched_valid_ndcg
 from regen_bench_plugins.options import coerce_option
 
 from regen_bench import Catalog, Example, Model, UserSequence, hookimpl
 from regen_bench.fileio import atomic_write
-from regen_bench.metrics.ranking import metrics_from_counts, rank_counts
 
 TORCH_HINT = "{name} needs torch: pip install torch==2.13.0"
 
@@ -304,23 +304,13 @@ class BERT4Rec(Model):
     def valid_ndcg(self, examples: Sequence[Example]) -> float:
         """Mean NDCG@10 of ``examples`` (full ranking, pessimistic ties) in eval mode."""
         self.net.eval()
-        total = 0.0
-        for lo in range(0, len(examples), SCORE_BATCH):
-            batch = examples[lo : lo + SCORE_BATCH]
-            greater, ties = rank_counts(
-                self._scores(batch, fixed=False),
-                np.array([ex.target for ex in batch], dtype=np.int64),
-            )
-            total += float(metrics_from_counts(greater, ties, "pessimistic")["ndcg@10"].sum())
-        return total / len(examples)
+        return batched_valid_ndcg(lambda b: self._scores(b, fixed=False), examples, SCORE_BATCH)
 
     def score(self, examples: Sequence[Example]) -> np.ndarray:
         self.net.eval()
-        out = np.empty((len(examples), len(self.catalog)), dtype=np.float32)
-        for lo in range(0, len(examples), SCORE_BATCH):
-            batch = examples[lo : lo + SCORE_BATCH]
-            out[lo : lo + len(batch)] = self._scores(batch, fixed=True).float().cpu().numpy()
-        return out
+        return batched_scores(
+            lambda b: self._scores(b, fixed=True), examples, len(self.catalog), SCORE_BATCH
+        )
 
     def config(self) -> dict[str, Any]:
         return {**self.opts, "device": str(self.device)}

@@ -62,9 +62,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from regen_bench_plugins.batched_eval import batched_scores, batched_valid_ndcg
+from regen_bench_plugins.options import coerce_option
 
 from regen_bench import Catalog, Example, Model, UserSequence, hookimpl
-from regen_bench.metrics.ranking import metrics_from_counts, rank_counts
 
 TORCH_HINT = "sasrec needs torch: pip install torch==2.13.0"
 
@@ -102,29 +103,7 @@ def _import_torch() -> tuple[Any, Any]:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """Bring a value (possibly a string from the command line) to the default's type."""
-    default = DEFAULTS[name]
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "0", "false", "no"}:
-            return value.lower() in {"1", "true", "yes"}
-        if isinstance(value, bool | int):
-            return bool(value)
-    elif isinstance(default, int):
-        if isinstance(value, bool):
-            raise ValueError(f"sasrec option '{name}' must be an integer, got {value!r}")
-        try:
-            if float(value) == int(float(value)):
-                return int(float(value))
-        except (TypeError, ValueError, OverflowError):
-            pass
-    elif isinstance(default, float):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            pass
-    elif isinstance(value, str):
-        return value
-    raise ValueError(f"sasrec option '{name}' must be a {type(default).__name__}, got {value!r}")
+    return coerce_option("sasrec", name, value, DEFAULTS[name])
 
 
 class SASRec(Model):
@@ -307,23 +286,11 @@ class SASRec(Model):
     def valid_ndcg(self, examples: Sequence[Example]) -> float:
         """Mean NDCG@10 of ``examples`` (full ranking, pessimistic ties) in eval mode."""
         self.net.eval()
-        total = 0.0
-        for lo in range(0, len(examples), SCORE_BATCH):
-            batch = examples[lo : lo + SCORE_BATCH]
-            greater, ties = rank_counts(
-                self._scores(batch, trim=True),
-                np.array([ex.target for ex in batch], dtype=np.int64),
-            )
-            total += float(metrics_from_counts(greater, ties, "pessimistic")["ndcg@10"].sum())
-        return total / len(examples)
+        return batched_valid_ndcg(lambda b: self._scores(b, trim=True), examples, SCORE_BATCH)
 
     def score(self, examples: Sequence[Example]) -> np.ndarray:
         self.net.eval()
-        out = np.empty((len(examples), len(self.catalog)), dtype=np.float32)
-        for lo in range(0, len(examples), SCORE_BATCH):
-            batch = examples[lo : lo + SCORE_BATCH]
-            out[lo : lo + len(batch)] = self._scores(batch).float().cpu().numpy()
-        return out
+        return batched_scores(self._scores, examples, len(self.catalog), SCORE_BATCH)
 
     def config(self) -> dict[str, Any]:
         return {**self.opts, "device": str(self.device)}

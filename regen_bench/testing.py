@@ -51,6 +51,27 @@ def tiny_dataset(users: int = 150, items: int = 120, seed: int = 0) -> Dataset:
     return Dataset.from_records(f"kit-{users}x{items}", synthesize(users, items, seed))
 
 
+@lru_cache(maxsize=4)
+def successor_dataset(n_users: int = 60, n_items: int = 12, seed: int = 0) -> Dataset:
+    """Users who always buy item i+1 (mod ``n_items``) after item i, from a random start, with
+    4-10 purchases each: a sequential model that cannot learn this is broken."""
+    from regen_bench.data.schema import Interaction, Item, UserRecord
+
+    rng = np.random.default_rng(seed)
+    records = []
+    for u in range(n_users):
+        start, length = int(rng.integers(n_items)), int(rng.integers(4, 11))
+        asins = [f"I{(start + k) % n_items:02d}" for k in range(length)]
+        records.append(
+            UserRecord(
+                user_id=f"u{u}",
+                interactions=[Interaction(a, 1_500_000_000 + k, 5.0) for k, a in enumerate(asins)],
+                items={a: Item(a, f"item {a}") for a in asins},
+            )
+        )
+    return Dataset.from_records("successor", records)
+
+
 def check_registration(name: str, plugins: PluginManager | None = None) -> Entry:
     """The model is registered through a plugin, with a callable factory and known tasks."""
     plugins = plugins or get_plugin_manager()

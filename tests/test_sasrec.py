@@ -8,9 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from regen_bench.data.dataset import Dataset
-from regen_bench.data.schema import Interaction, Item, UserRecord
 from regen_bench.tasks import TaskData, build_task
+from regen_bench.testing import successor_dataset
 
 pytest.importorskip("torch")
 
@@ -33,20 +32,8 @@ TINY = {
 
 
 def _successor_data(n_users: int = 60, seed: int = 0) -> TaskData:
-    """Users who always buy item i+1 (mod N_ITEMS) after item i, from a random start."""
-    rng = np.random.default_rng(seed)
-    records = []
-    for u in range(n_users):
-        start, length = int(rng.integers(N_ITEMS)), int(rng.integers(4, 11))
-        asins = [f"I{(start + k) % N_ITEMS:02d}" for k in range(length)]
-        records.append(
-            UserRecord(
-                user_id=f"u{u}",
-                interactions=[Interaction(a, 1_500_000_000 + k, 5.0) for k, a in enumerate(asins)],
-                items={a: Item(a, f"item {a}") for a in asins},
-            )
-        )
-    return build_task(Dataset.from_records("successor", records), "sequential")
+    """Users who always buy item i+1 (mod N_ITEMS) after item i (the kit's successor world)."""
+    return build_task(successor_dataset(n_users, N_ITEMS, seed), "sequential")
 
 
 @pytest.fixture(scope="module")
