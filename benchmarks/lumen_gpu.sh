@@ -15,6 +15,8 @@
 # Environment knobs (defaults in brackets): BACKBONE [google/gemma-2b], DATASET [mini],
 # NARRATIVE [product_endorsement], MICRO [8], BATCH [512], LR [1e-5], ITEM_LR [1e-3],
 # MAX_STEPS [10000], EVAL_EVERY [200], EPOCHS [100], LIMIT [all test users], OUT [results-gpu].
+# The paper's full fine-tuning is spelt out (train_layers=-1: whole backbone; the item table
+# trains; the paper's item block; one item target per prefix), so CPU presets never leak in.
 # One process only: with several processes every one would also evaluate and write the result.
 set -euo pipefail
 
@@ -41,6 +43,7 @@ accelerate launch --num_processes 1 --mixed_precision bf16 -m regen_bench.cli ru
     --set batch_size="$BATCH" --set micro_batch="$MICRO" \
     --set lr="$LR" --set item_lr="$ITEM_LR" --set epochs="$EPOCHS" \
     --set max_steps="$MAX_STEPS" --set eval_every="$EVAL_EVERY" --set patience=5 \
+    --set train_layers=-1 --set train_item_emb=true --set fields=full --set item_loss=last \
     --set save_dir="$OUT/lumen-checkpoint"
 echo "wall time: $(( $(date +%s) - start )) s"
 

@@ -12,6 +12,11 @@ Requests with a ``json_schema`` are decoded under the schema with ``lm-format-en
 ``local-llm`` extra): at every step only the tokens that keep the answer a valid prefix of a JSON
 value following the schema may be chosen, so even a 135M model answers parseable JSON. Without
 the library the schema is only described in the prompt (one warning says so).
+
+Small models loop and copy their prompt's few-shot examples; ``repetition_penalty``,
+``no_repeat_ngram_size`` (both on the answer only) and ``no_copy_ngram_size`` (prompt runs) are
+the counter-measures, applied in the same logits processor as the schema masks (see
+:class:`_AnswerLogits`). All are off by default, which keeps earlier answers and cache keys.
 """
 
 from __future__ import annotations
@@ -68,32 +73,63 @@ def _for_enforcer(schema: Any) -> Any:
     return out
 
 
-class _JsonSchemaLogits:
-    """A logits processor that masks, row by row, the tokens a row's JSON schema forbids.
+class _AnswerLogits:
+    """A logits processor for a batch: repetition controls, then each row's JSON schema mask.
 
-    One ``TokenEnforcer`` per row (``None`` = unconstrained row): each sees its own full input
-    ids, left padding and prompt included, and the library takes the first sequence it is shown
-    as the prompt, so rows of different prompts and schemas in one batch do not mix. Written
-    here because lm-format-enforcer's transformers integration (0.11.3) does not import under
-    transformers 5 (it imports the removed ``transformers.tokenization_utils``); the grammar and
-    the token walk stay the library's.
+    Repetition controls look at the answer only (the tokens after ``prompt_len``, the padded
+    prompt width, the same for every row of a left-padded batch): transformers' own
+    ``repetition_penalty`` and ``no_repeat_ngram_size`` count the prompt too, so they would push
+    a model away from the item names and the JSON keys it has to repeat. The penalty and the
+    n-gram ban are the library's processors applied to that slice.
+
+    Schema masks: one ``TokenEnforcer`` per row (``None`` = unconstrained row); each sees its
+    own full input ids, left padding and prompt included, and the library takes the first
+    sequence it is shown as the prompt, so rows of different prompts and schemas in one batch
+    do not mix. Written here because lm-format-enforcer's transformers integration (0.11.3)
+    does not import under transformers 5 (it imports the removed
+    ``transformers.tokenization_utils``); the grammar and the token walk stay the library's.
+    A step where the n-gram ban would leave a row no token the schema allows keeps the schema's
+    choice (the ban is lifted for that row and step): the JSON must be finished.
     """
 
-    def __init__(self, enforcers: Sequence[Any]):
+    def __init__(
+        self,
+        enforcers: Sequence[Any],
+        prompt_len: int,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+        no_copy_ngram_size: int = 0,
+    ):
         self.enforcers = list(enforcers)
+        self.prompt_len = prompt_len
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.no_copy_ngram_size = no_copy_ngram_size
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
+        from transformers import NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
 
-        allowed = torch.zeros_like(scores, dtype=torch.bool)
-        for row, enforcer in enumerate(self.enforcers):
-            if enforcer is None:
-                allowed[row] = True
-                continue
-            tokens = enforcer.get_allowed_tokens(input_ids[row].tolist()).allowed_tokens
-            ids = torch.tensor(tokens, dtype=torch.long, device=scores.device)
-            allowed[row, ids[ids < scores.shape[-1]]] = True
-        return scores.masked_fill(~allowed, -math.inf)
+        answer = input_ids[:, self.prompt_len :]
+        if self.repetition_penalty != 1.0 and answer.shape[1] > 0:
+            scores = RepetitionPenaltyLogitsProcessor(self.repetition_penalty)(answer, scores)
+        if any(e is not None for e in self.enforcers):
+            allowed = torch.zeros_like(scores, dtype=torch.bool)
+            for row, enforcer in enumerate(self.enforcers):
+                if enforcer is None:
+                    allowed[row] = True
+                    continue
+                tokens = enforcer.get_allowed_tokens(input_ids[row].tolist()).allowed_tokens
+                ids = torch.tensor(tokens, dtype=torch.long, device=scores.device)
+                allowed[row, ids[ids < scores.shape[-1]]] = True
+            scores = scores.masked_fill(~allowed, -math.inf)
+        # (ids, n): the answer alone (no repeats), then prompt + answer (no copies either).
+        for ids, n in ((answer, self.no_repeat_ngram_size), (input_ids, self.no_copy_ngram_size)):
+            if n > 0 and answer.shape[1] >= 1:
+                banned = NoRepeatNGramLogitsProcessor(n)(ids, scores.clone())
+                keep = torch.isfinite(banned).any(dim=1, keepdim=True)
+                scores = torch.where(keep, banned, scores)
+        return scores
 
 
 class HFBackend:
@@ -105,7 +141,13 @@ class HFBackend:
     ``max_tokens``), ``chat_template`` (None = use it when the tokenizer has one),
     ``cache_dir`` (where converted GGUF checkpoints are kept), ``num_threads`` (CPU threads of
     torch, process-wide; 1 is several times faster on a machine other jobs keep busy, where
-    torch's spinning worker threads fight over the cores).
+    torch's spinning worker threads fight over the cores), ``repetition_penalty`` (1.0 = off;
+    above 1 lowers the score of tokens already in the answer, the prompt not counted),
+    ``no_repeat_ngram_size`` (0 = off; no run of this many tokens appears twice in an answer),
+    ``schema_in_prompt`` (append the JSON schema to the prompt; default True. Under constrained
+    decoding the schema is enforced anyway, and a small model reads fewer tokens without it).
+    Small models loop ("The customer likes pens. The customer likes pens. ..."); the two
+    repetition options stop that (see docs/llm-backends.md for measured settings).
     """
 
     name = "hf"
@@ -122,6 +164,10 @@ class HFBackend:
         chat_template: bool | None = None,
         cache_dir: str | None = None,
         num_threads: int | None = None,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+        no_copy_ngram_size: int = 0,
+        schema_in_prompt: bool = True,
     ):
         import torch
         from regen_bench_plugins.local_models import is_local_model_ref, resolve_local_model
@@ -139,6 +185,24 @@ class HFBackend:
             raise ValueError(f"hf backend: batch_size must be >= 1, got {batch_size}")
         if max_new_tokens is not None and int(max_new_tokens) < 1:
             raise ValueError(f"hf backend: max_new_tokens must be >= 1, got {max_new_tokens}")
+        penalty = repetition_penalty
+        if (
+            isinstance(penalty, bool)
+            or not isinstance(penalty, (int, float))
+            or not (0 < penalty < math.inf)
+        ):
+            raise ValueError(
+                f"hf backend: repetition_penalty must be a number > 0 (1.0 = off), "
+                f"got {repetition_penalty!r}"
+            )
+        for name, value in (
+            ("no_repeat_ngram_size", no_repeat_ngram_size),
+            ("no_copy_ngram_size", no_copy_ngram_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"hf backend: {name} must be an integer >= 0 (0 = off), got {value!r}"
+                )
         if num_threads is not None:
             if int(num_threads) < 1:
                 raise ValueError(f"hf backend: num_threads must be >= 1, got {num_threads}")
@@ -154,8 +218,26 @@ class HFBackend:
         self.dtype = dtype
         self.batch_size = int(batch_size)
         self.max_new_tokens = None if max_new_tokens is None else int(max_new_tokens)
-        # Answers depend on the numeric precision; keep caches of different dtypes apart.
-        self.cache_extra = f"dtype={dtype}"
+        if not isinstance(schema_in_prompt, bool):
+            raise ValueError(
+                f"hf backend: schema_in_prompt must be true or false, got {schema_in_prompt!r}"
+            )
+        self.repetition_penalty = float(penalty)
+        self.no_repeat_ngram_size = int(no_repeat_ngram_size)
+        self.no_copy_ngram_size = int(no_copy_ngram_size)
+        self.schema_in_prompt = bool(schema_in_prompt)
+        # Answers depend on the numeric precision and the decoding options; keep caches of
+        # different settings apart (options at their defaults keep the older cache keys).
+        extra = [f"dtype={dtype}"]
+        if penalty != 1.0:
+            extra.append(f"repetition_penalty={float(penalty):g}")
+        if self.no_repeat_ngram_size:
+            extra.append(f"no_repeat_ngram_size={self.no_repeat_ngram_size}")
+        if self.no_copy_ngram_size:
+            extra.append(f"no_copy_ngram_size={self.no_copy_ngram_size}")
+        if not self.schema_in_prompt:
+            extra.append("schema_in_prompt=false")
+        self.cache_extra = ";".join(extra)
 
         start = time.perf_counter()
         source = (
@@ -187,7 +269,7 @@ class HFBackend:
     # -- prompts ---------------------------------------------------------------------------
     def render(self, request: LLMRequest) -> str:
         """The exact text fed to the model for ``request``."""
-        user = request.prompt_with_schema()
+        user = request.prompt_with_schema() if self.schema_in_prompt else request.prompt
         if not self.use_chat_template:
             return f"{request.system}\n\n{user}\n" if request.system else f"{user}\n"
         messages = [{"role": "user", "content": user}]
@@ -226,11 +308,27 @@ class HFBackend:
                     out[i] = resp
         return [r for r in out if r is not None]
 
-    def _json_constraint(self, reqs: Sequence[LLMRequest]) -> _JsonSchemaLogits | None:
-        """The logits processor enforcing each row's ``json_schema``; None when none has one."""
+    def _answer_logits(self, reqs: Sequence[LLMRequest], prompt_len: int) -> _AnswerLogits | None:
+        """The processor for repetition options and each row's ``json_schema``; None if idle."""
+        enforcers = self._enforcers(reqs)
+        idle = self.repetition_penalty == 1.0 and not (
+            self.no_repeat_ngram_size or self.no_copy_ngram_size
+        )
+        if idle and all(e is None for e in enforcers):
+            return None
+        return _AnswerLogits(
+            enforcers,
+            prompt_len,
+            self.repetition_penalty,
+            self.no_repeat_ngram_size,
+            self.no_copy_ngram_size,
+        )
+
+    def _enforcers(self, reqs: Sequence[LLMRequest]) -> list[Any]:
+        """One lm-format-enforcer ``TokenEnforcer`` per row with a ``json_schema``, else None."""
         global _warned_no_enforcer
         if all(r.json_schema is None for r in reqs):
-            return None
+            return [None] * len(reqs)
         try:
             from lmformatenforcer import JsonSchemaParser, TokenEnforcer
         except ImportError:
@@ -241,16 +339,15 @@ class HFBackend:
                     "not constrained (small models then often answer prose): "
                     "pip install 'regen-bench[local-llm]'"
                 )
-            return None
+            return [None] * len(reqs)
         if self._enforcer_data is None:
             self._enforcer_data = self._build_enforcer_data()
-        enforcers = [
+        return [
             None
             if r.json_schema is None
             else TokenEnforcer(self._enforcer_data, JsonSchemaParser(_for_enforcer(r.json_schema)))
             for r in reqs
         ]
-        return _JsonSchemaLogits(enforcers)
 
     def _build_enforcer_data(self) -> Any:
         """lm-format-enforcer's tokenizer data, as its transformers integration builds it.
@@ -315,7 +412,7 @@ class HFBackend:
             add_special_tokens=not self.use_chat_template,  # templates write their own BOS
         ).to(self.device)
         start = time.perf_counter()
-        constraint = self._json_constraint(reqs)
+        constraint = self._answer_logits(reqs, int(enc["input_ids"].shape[1]))
         extra: dict[str, Any] = {}
         if constraint is not None:
             extra["logits_processor"] = LogitsProcessorList([constraint])

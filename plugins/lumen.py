@@ -28,8 +28,20 @@ this split. ``text_weight=0`` trains recommendation only; ``narrative=none`` dro
 
 Truncation (recorded in :meth:`Lumen.config`): the ``max_history`` most recent purchases are
 shown; titles, descriptions, reviews and critiques are clipped to ``max_field_chars``
-characters; the narrative target to ``max_target_tokens`` tokens; generation stops after
-``max_new_tokens``.
+characters, titles to ``max_title_words`` words (0: all); ``fields=title`` shows only each
+item's title and critique (no category, description, price, rating, review); the narrative
+target is cut to ``max_target_tokens`` tokens; generation stops after ``max_new_tokens``.
+
+CPU budgets (all off by default, so the defaults stay the paper's full fine-tuning):
+``train_layers=n`` trains only the top ``n`` decoder layers (0: frozen backbone; -1: all),
+``train_item_emb=false`` freezes the random item table at the input (then the backward pass
+stops at the lowest trainable layer), ``item_loss=all`` puts the item loss at every item slot
+of a sequence (each slot predicted from the state before it: one forward pass of the longest
+prefix trains all its shorter prefixes' next items), ``bucket`` batches examples of similar
+length, ``train_minutes`` stops training after that much wall time (validated, best weights
+restored; ``fit_log["stopped"]`` says why training ended). ``preset=cpu-hour`` bundles the
+settings measured to fit a `mini` run into an hour on a 2-core CPU (:data:`PRESETS`;
+explicit options override it).
 
 Optimisation: AdamW at a constant learning rate (the paper: constant 1e-5, batch 512, up to
 10,000 steps, early stopping) with ``lr`` for the backbone and ``item_lr`` for the new item
@@ -81,14 +93,22 @@ MODEL_MARKER = "regen-bench-model.json"
 
 #: Every option with its default (documented in the module docstring).
 DEFAULTS: dict[str, Any] = {
+    "preset": "",
     "backbone": "smollm2",
     "narrative": "product_endorsement",
     "max_history": 10,
     "max_field_chars": 200,
+    "fields": "full",
+    "max_title_words": 0,
     "max_target_tokens": 96,
     "max_new_tokens": 96,
     "max_prefixes": 0,
     "max_train_users": 0,
+    "train_layers": -1,
+    "train_item_emb": True,
+    "item_loss": "last",
+    "bucket": False,
+    "train_minutes": 0.0,
     "lr": 1e-5,
     "item_lr": 1e-3,
     "weight_decay": 0.0,
@@ -106,8 +126,49 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint": "",
 }
 #: Options that define the trained model (the rest only say where/how it runs or is saved).
-MODEL_KEYS = ("backbone", "narrative", "max_history", "max_field_chars", "max_target_tokens")
+MODEL_KEYS = (
+    "backbone",
+    "narrative",
+    "max_history",
+    "max_field_chars",
+    "fields",
+    "max_title_words",
+    "max_target_tokens",
+)
 RUNTIME_KEYS = ("max_new_tokens", "device", "save_dir", "checkpoint", "valid_examples")
+#: Named bundles of options (``preset=NAME``); options given explicitly override them.
+#: ``cpu-hour`` fits a `mini` run (2,000 users, 800 items, SmolLM2-135M, one thread) into an
+#: hour on a small CPU: compact prompts (8 newest purchases, titles of at most 6 words and the
+#: critiques; no category, description, price, rating or review), a 32-token narrative, the
+#: longest prefix of every training user with the item loss at every item slot of it (one
+#: forward pass trains all of the user's next-item predictions), frozen backbone but for the top
+#: 2 layers, frozen item table (the backward pass stops at layer 28 of 30), larger constant rates
+#: for what trains, length-bucketed micro-batches, validation every 40 steps and a 30-minute
+#: training budget (validation inside it). Measured figures: docs/models.md.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu-hour": {
+        "max_history": 8,
+        "max_field_chars": 120,
+        "fields": "title",
+        "max_title_words": 6,
+        "max_target_tokens": 32,
+        "max_new_tokens": 32,
+        "max_prefixes": 1,
+        "train_layers": 2,
+        "train_item_emb": False,
+        "item_loss": "all",
+        "bucket": True,
+        "lr": 1e-4,
+        "item_lr": 2e-3,
+        "batch_size": 16,
+        "micro_batch": 8,
+        "epochs": 20,
+        "eval_every": 40,
+        "valid_examples": 100,
+        "patience": 4,
+        "train_minutes": 30.0,
+    },
+}
 #: Aliases of the paper's and the issue's backbones (hub ids need a machine with the hub).
 BACKBONE_ALIASES = {"gemma-2b": "google/gemma-2b", "gemma3": "gemma3-270m"}
 
@@ -131,13 +192,30 @@ def _validate(opts: dict[str, Any]) -> None:
     ):
         if opts[key] < 1:
             raise ValueError(f"lumen option '{key}' must be at least 1, got {opts[key]}")
-    for key in ("max_new_tokens", "max_prefixes", "max_train_users", "epochs", "eval_every"):
+    for key in (
+        "max_new_tokens",
+        "max_prefixes",
+        "max_train_users",
+        "epochs",
+        "eval_every",
+        "max_title_words",
+    ):
         if opts[key] < 0:
             raise ValueError(f"lumen option '{key}' must be >= 0, got {opts[key]}")
     for key in ("lr", "item_lr"):
         if opts[key] <= 0:
             raise ValueError(f"lumen option '{key}' must be > 0, got {opts[key]}")
-    for key in ("weight_decay", "patience", "text_weight", "grad_clip"):
+    if opts["train_layers"] < -1:
+        raise ValueError(
+            f"lumen option 'train_layers' must be -1 (all) or >= 0, got {opts['train_layers']}"
+        )
+    if opts["item_loss"] not in ("last", "all"):
+        raise ValueError(
+            f"lumen option 'item_loss' must be 'last' or 'all', got {opts['item_loss']!r}"
+        )
+    if opts["fields"] not in ("full", "title"):
+        raise ValueError(f"lumen option 'fields' must be 'full' or 'title', got {opts['fields']!r}")
+    for key in ("weight_decay", "patience", "text_weight", "grad_clip", "train_minutes"):
         if opts[key] < 0:
             raise ValueError(f"lumen option '{key}' must be >= 0, got {opts[key]}")
     if opts["batch_size"] % opts["micro_batch"]:
@@ -167,7 +245,14 @@ class Lumen(Model):
         super().__init__(catalog, seed=seed, **config)  # raises on unknown keys
         if len(catalog) < 1:
             raise ValueError("lumen needs a non-empty catalog")
-        opts = {k: _coerce(k, v) for k, v in {**DEFAULTS, **known}.items()}
+        preset = _coerce("preset", known.get("preset", ""))
+        if preset and preset not in PRESETS:
+            raise ValueError(
+                f"lumen option 'preset' must be one of {', '.join(PRESETS)}, got {preset!r}"
+            )
+        opts = {
+            k: _coerce(k, v) for k, v in {**DEFAULTS, **PRESETS.get(preset, {}), **known}.items()
+        }
         meta: dict[str, Any] | None = None
         if opts["checkpoint"]:
             meta = self._read_meta(Path(opts["checkpoint"]), catalog)
@@ -180,6 +265,10 @@ class Lumen(Model):
                         f"({value!r}); leave it out when loading a checkpoint"
                     )
                 opts[key] = value
+            # The trained narrative length is the default of later generation (``trace``).
+            saved_new = meta.get("max_new_tokens")
+            if "max_new_tokens" not in known and isinstance(saved_new, int):
+                opts["max_new_tokens"] = saved_new
         _validate(opts)
         self.opts = opts
         self.fit_log: dict[str, Any] = dict(meta.get("fit_log", {})) if meta else {}
@@ -281,6 +370,8 @@ class Lumen(Model):
             self.narrative,
             max_history=self.opts["max_history"],
             max_field_chars=self.opts["max_field_chars"],
+            fields=self.opts["fields"],
+            max_title_words=self.opts["max_title_words"],
         )
 
     def training_examples(self, train: Sequence[UserSequence]) -> list[Any]:
@@ -340,21 +431,55 @@ class Lumen(Model):
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
         slot = torch.zeros((len(batch), width), dtype=torch.bool)
         items: list[int] = []
+        rows: list[int] = []
+        pos: list[int] = []
+        targets: list[int] = []
+        every = self.opts["item_loss"] == "all"
         for r, e in enumerate(batch):
             ids[r, : len(e.ids)] = torch.tensor(e.ids)
             att[r, : len(e.ids)] = 1
             labels[r, : len(e.labels)] = torch.tensor(e.labels)
             slot[r, e.slot_pos] = True
             items += e.slot_items  # slot_pos ascending: row-major order of the mask
+            # item_loss=all: every item slot is a next-item target (predicted from the state
+            # before it, which sees only the purchases before it): the prefixes of the shown
+            # history, trained in the one forward pass of the longest prefix.
+            slots = (
+                list(zip(e.slot_pos, e.slot_items, strict=True))
+                if every
+                else [(e.item_pos, e.item_target)]
+            )
+            rows += [r] * len(slots)
+            pos += [p for p, _ in slots]
+            targets += [t for _, t in slots]
         return {
             "ids": ids,
             "attention_mask": att,
             "slot_mask": slot,
             "slot_items": torch.tensor(items, dtype=torch.long),
             "labels": labels,
-            "item_pos": torch.tensor([e.item_pos for e in batch]),
-            "item_target": torch.tensor([e.item_target for e in batch]),
+            "item_rows": torch.tensor(rows, dtype=torch.long),
+            "item_pos": torch.tensor(pos, dtype=torch.long),
+            "item_target": torch.tensor(targets, dtype=torch.long),
         }
+
+    def _batches(self, examples: Sequence[Any], rng: np.random.Generator) -> list[list[int]]:
+        """One epoch's micro-batches (indices into ``examples``), shuffled with ``rng``.
+
+        ``bucket``: micro-batches are cut from runs of 64 micro-batches' worth of shuffled
+        examples sorted by length, then shuffled: similar lengths share a batch, so right
+        padding (the cost of dynamic padding) stays small while the order stays random.
+        """
+        size = self.opts["micro_batch"]
+        order = [int(i) for i in rng.permutation(len(examples))]
+        if not self.opts["bucket"]:
+            return [order[lo : lo + size] for lo in range(0, len(order), size)]
+        out: list[list[int]] = []
+        window = 64 * size
+        for lo in range(0, len(order), window):
+            chunk = sorted(order[lo : lo + window], key=lambda i: len(examples[i].ids))
+            out += [chunk[k : k + size] for k in range(0, len(chunk), size)]
+        return [out[i] for i in rng.permutation(len(out))]
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, train: Sequence[UserSequence], valid: Sequence[Example]) -> dict[str, Any]:
@@ -379,13 +504,17 @@ class Lumen(Model):
         )
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        item_params = [p for n, p in self.net.named_parameters() if not n.startswith("backbone.")]
+        self.net.freeze(opts["train_layers"], opts["train_item_emb"])
+        named = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for n, p in named if n.startswith("backbone.")], "lr": opts["lr"]},
+            {
+                "params": [p for n, p in named if not n.startswith("backbone.")],
+                "lr": opts["item_lr"],
+            },
+        ]
         optim = torch.optim.AdamW(
-            [
-                {"params": list(self.net.backbone.parameters()), "lr": opts["lr"]},
-                {"params": item_params, "lr": opts["item_lr"]},
-            ],
-            weight_decay=opts["weight_decay"],
+            [g for g in groups if g["params"]], weight_decay=opts["weight_decay"]
         )
         net, optim = acc.prepare(self.net, optim)
         self.device = acc.device
@@ -395,6 +524,7 @@ class Lumen(Model):
             "tokens_per_epoch": sum(len(e.ids) for e in examples),
             "mixed_precision": "bf16" if bf16 else "no",
             "processes": acc.num_processes,
+            "trainable_parameters": sum(p.numel() for _, p in named),
         }
         best, best_step, best_state = -1.0, 0, None
         evals: list[dict[str, float]] = []
@@ -402,6 +532,8 @@ class Lumen(Model):
         item_losses: list[float] = []
         text_losses: list[float] = []
         step, stale, stop = 0, 0, False
+        stopped = "epochs"
+        budget_s = opts["train_minutes"] * 60.0
         train_tokens, train_s = 0, 0.0  # throughput excludes validation
 
         def evaluate() -> None:
@@ -416,14 +548,14 @@ class Lumen(Model):
                 stop = stale >= opts["patience"]
 
         bar = tqdm(total=opts["epochs"], desc="lumen", unit="epoch", disable=None)
+        evaluated_at = -1
         for _epoch in range(opts["epochs"]):
             net.train()
-            order = rng.permutation(len(examples))
-            # Each process takes its share of every batch (``accelerate launch``).
-            order = order[acc.process_index :: acc.num_processes]
+            # Each process takes its share of the micro-batches (``accelerate launch``).
+            batches = self._batches(examples, rng)[acc.process_index :: acc.num_processes]
             total, total_item, total_text, micro = 0.0, 0.0, 0.0, 0
-            for lo in range(0, len(order), opts["micro_batch"]):
-                batch = self._collate([examples[i] for i in order[lo : lo + opts["micro_batch"]]])
+            for chosen in batches:
+                batch = self._collate([examples[i] for i in chosen])
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
                 t_step = time.perf_counter()
                 with acc.accumulate(net):
@@ -443,18 +575,30 @@ class Lumen(Model):
                     step += 1
                     if opts["eval_every"] and step % opts["eval_every"] == 0:
                         evaluate()
+                        evaluated_at = step
                         net.train()
-                    if stop or step >= opts["max_steps"]:
+                    if budget_s and time.perf_counter() - start >= budget_s:
+                        stopped = "train_minutes"
+                    elif stop:
+                        stopped = "patience"
+                    elif step >= opts["max_steps"]:
+                        stopped = "max_steps"
+                    if stopped != "epochs":
                         break
                 bar.set_postfix(loss=f"{total / micro:.4f}", step=step)
             losses.append(round(total / max(micro, 1), 5))
             item_losses.append(round(total_item / max(micro, 1), 5))
             text_losses.append(round(total_text / max(micro, 1), 5))
-            if not opts["eval_every"]:
-                evaluate()
+            if (not opts["eval_every"] or stopped != "epochs") and evaluated_at != step:
+                evaluate()  # every epoch, and the last step when a budget or cap stops it
+                evaluated_at = step
             bar.update(1)
-            if stop or step >= opts["max_steps"]:
+            if stop and stopped == "epochs":
+                stopped = "patience"
+            if stopped != "epochs":
                 break
+        if evaluated_at != step:
+            evaluate()
         bar.close()
         self.net = acc.unwrap_model(net)
         if best_state is not None:
@@ -466,6 +610,7 @@ class Lumen(Model):
                 "steps": step,
                 "best_step": best_step,
                 "best_valid_ndcg@10": round(best, 5) if valid else None,
+                "stopped": stopped,
                 "valid": evals,
                 "train_loss": losses,
                 "train_item_loss": item_losses,
@@ -566,6 +711,7 @@ class Lumen(Model):
                 "format": FORMAT_VERSION,
                 "model": "lumen",
                 "options": {k: v for k, v in self.opts.items() if k not in RUNTIME_KEYS},
+                "max_new_tokens": self.opts["max_new_tokens"],
                 "catalog_items": len(self.catalog),
                 "catalog_sha256": catalog_digest(self.catalog),
                 "seed": self.seed,

@@ -45,11 +45,20 @@ def _clip(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _item_fields(item: Item, limit: int) -> str:
+#: ``fields`` values: the paper's item block, or the title and critique only (CPU budgets).
+FIELDS = ("full", "title")
+
+
+def _title(item: Item, limit: int, words: int) -> str:
+    title = " ".join((item.title or "").split()[:words] if words else (item.title or "").split())
+    return _clip(title, limit) or "unknown"
+
+
+def _item_fields(item: Item, limit: int, words: int) -> str:
     price = f"${item.price:.2f}" if item.price is not None else "unknown"
     category = " > ".join(item.categories) or "unknown"
     return (
-        f" Title: {_clip(item.title, limit) or 'unknown'} Category: {category}"
+        f" Title: {_title(item, limit, words)} Category: {category}"
         f" Description: {_clip(item.description, limit) or 'none'} Price: {price}"
     )
 
@@ -65,8 +74,17 @@ def prompt_segments(
     *,
     max_history: int,
     max_field_chars: int,
+    fields: str = "full",
+    max_title_words: int = 0,
 ) -> list[str | int]:
-    """The prompt for predicting the purchase after ``items`` (text pieces and item slots)."""
+    """The prompt for predicting the purchase after ``items`` (text pieces and item slots).
+
+    ``fields="title"`` keeps only each item's title (its first ``max_title_words`` words when
+    that is not 0) and the critique that led to it: no category, description, price, rating or
+    review (a CPU token budget; the paper's block is ``fields="full"``).
+    """
+    if fields not in FIELDS:
+        raise ValueError(f"lumen prompt fields must be one of {', '.join(FIELDS)}, got {fields!r}")
     start = max(0, len(items) - max_history)
     lim = max_field_chars
     segs: list[str | int] = ["This is the summary of a user's purchase history."]
@@ -75,12 +93,18 @@ def prompt_segments(
         summary, text = reviews[pos] if pos < len(reviews) else ("", "")
         review = _clip(f"{summary}. {text}" if summary and text else summary or text, lim)
         crit = critiques[pos] if pos < len(critiques) else None
+        item = catalog[int(items[pos])]
+        if fields == "title":
+            block = f" Title: {_title(item, lim, max_title_words)}"
+        else:
+            block = (
+                _item_fields(item, lim, max_title_words)
+                + f" Rating: {float(ratings[pos]):g} User Review: {review or 'none'}"
+            )
         segs += [
             f" {lead} START ID:",
             int(items[pos]),
-            _item_fields(catalog[int(items[pos])], lim)
-            + f" Rating: {float(ratings[pos]):g} User Review: {review or 'none'}"
-            + f" User Critique: {_clip(crit, lim) or 'none'} END.",
+            block + f" User Critique: {_clip(crit, lim) or 'none'} END.",
         ]
     segs.append(f" User Critique: {_clip(next_critique, lim) or 'none'}.")
     if narrative_type is None:

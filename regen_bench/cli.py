@@ -79,6 +79,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(
             f"  narratives: {r.task.narrative_type} by {who}, about the {n.condition} item, "
             f"{n.scored} scored, {n.failed} failed"
+            + (
+                f", {n.excluded} left out (the narrator was fine-tuned on them)"
+                if n.excluded
+                else ""
+            )
         )
         for name in TEXT_METRIC_NAMES:
             if name in r.metrics:
@@ -236,6 +241,7 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         concurrency=args.concurrency,
         schema_retries=args.schema_retries,
+        reask_temperature=args.reask_temperature,
         progress=not args.quiet,
         log=lambda m: print(m, file=sys.stderr),
     )
@@ -307,6 +313,53 @@ def _cmd_rate(args: argparse.Namespace) -> int:
     )
     for line in outcome.lines():
         print(line)
+    return 0
+
+
+def _cmd_narrator_finetune(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from regen_bench.finetune import Hyperparameters, UserPartition, finetune, is_main_process
+
+    manifest = finetune(
+        args.dataset,
+        args.narrative,
+        args.out,
+        base_model=args.model,
+        trainer=args.trainer,
+        partition=UserPartition(args.salt, args.heldout_fraction, args.valid_fraction),
+        hyper=Hyperparameters(
+            epochs=args.epochs,
+            max_steps=args.max_steps,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            eval_every=args.eval_every,
+            eval_batch_size=args.eval_batch_size,
+            patience=args.patience,
+            max_length=args.max_length,
+            warmup_steps=args.warmup_steps,
+            weight_decay=args.weight_decay,
+            mixed_precision=args.mixed_precision,
+            cpu=args.cpu,
+        ),
+        seed=args.seed,
+        max_history=args.max_history,
+        max_field_chars=args.max_field_chars,
+        limit_users=args.limit_users,
+        limit_valid=args.limit_valid,
+        threads=args.threads,
+        data_dir=args.data_dir,
+        progress=not args.quiet,
+        log=lambda m: tqdm.write(m, file=sys.stdout),
+    )
+    first, best = manifest.curve[0].valid_loss, manifest.best_valid_loss
+    if not is_main_process():
+        return 0
+    print(
+        f"valid loss {first:.4f} (base model) -> {best:.4f} (step {manifest.best_step}); "
+        f"narrator in {args.out}: --set narrator.model={args.out}"
+    )
     return 0
 
 
@@ -542,11 +595,117 @@ def build_parser() -> argparse.ArgumentParser:
         default=2,
         help="times a malformed answer is asked again before it is a failure (default: 2)",
     )
+    inp.add_argument(
+        "--reask-temperature",
+        type=float,
+        default=0.7,
+        help="re-asks sample at least this hot under a new seed, so they differ (default: 0.7)",
+    )
     inp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     inp.set_defaults(func=_cmd_inpaint)
     _add_leaderboard_parser(sub)
     _add_rate_parser(sub)
+    _add_narrator_parser(sub)
     return parser
+
+
+def _add_narrator_parser(sub: Any) -> None:
+    from regen_bench.finetune import DEFAULT_SALT
+
+    nar = sub.add_parser("narrator", help="narrator tools (finetune)")
+    nar.set_defaults(func=lambda _args: _print_help(nar))
+    nsub = nar.add_subparsers(dest="narrator_command", metavar="NARRATOR_COMMAND")
+    ft = nsub.add_parser(
+        "finetune",
+        help="fine-tune a causal LM on a dataset's narratives (Accelerate; multi-GPU with "
+        "`accelerate launch -m regen_bench narrator finetune ...`)",
+        description="Fine-tune MODEL to write NARRATIVE narratives from the narrator's own "
+        "prompt (the same text `run --task conversational` sends it about the true next item). "
+        "Users are split by a salted hash of their id into train / valid / heldout; only "
+        "heldout users are scored when a run uses the result as its narrator "
+        "(--set narrator.backend=hf --set narrator.model=OUT). Writes OUT (save_pretrained "
+        "checkpoint of the best validation loss, tokenizer, finetune-log.jsonl, "
+        "narrator-finetune.json) atomically.",
+    )
+    ft.add_argument("--dataset", default="mini", help="registered dataset or REGEN file")
+    ft.add_argument("--data-dir", default=None, help="where dataset plugins look for files")
+    ft.add_argument("--narrative", required=True, help="narrative type to learn")
+    ft.add_argument(
+        "--model",
+        default="smollm2",
+        help="base causal LM: offline alias (smollm2, gemma3-270m), folder, .gguf or hub id "
+        "(default: smollm2)",
+    )
+    ft.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    ft.add_argument("--trainer", default="hf", help="narrator_trainer plugin (default: hf)")
+    ft.add_argument("--epochs", type=int, default=3, help="passes over the train pairs (3)")
+    ft.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps")
+    ft.add_argument("--lr", type=float, default=5e-5, help="AdamW peak learning rate (5e-5)")
+    ft.add_argument("--batch-size", type=int, default=4, help="pairs per micro-batch (4)")
+    ft.add_argument(
+        "--grad-accum", type=int, default=1, help="micro-batches per optimizer step (1)"
+    )
+    ft.add_argument("--warmup-steps", type=int, default=10, help="linear warmup steps (10)")
+    ft.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0)")
+    ft.add_argument(
+        "--eval-every", type=int, default=50, help="validation loss every N optimizer steps (50)"
+    )
+    ft.add_argument("--eval-batch-size", type=int, default=4, help="validation batch size (4)")
+    ft.add_argument(
+        "--patience",
+        type=int,
+        default=3,
+        help="stop after N evaluations without a better validation loss; 0 = never (3)",
+    )
+    ft.add_argument(
+        "--max-length",
+        type=int,
+        default=512,
+        help="longest prompt + narrative in tokens; longer pairs are skipped and counted (512)",
+    )
+    ft.add_argument(
+        "--max-history",
+        type=int,
+        default=10,
+        help="purchases shown in the prompt (10; the narrator reuses the trained value)",
+    )
+    ft.add_argument(
+        "--max-field-chars",
+        type=int,
+        default=200,
+        help="characters kept of descriptions and reviews in the prompt (200; reused likewise)",
+    )
+    ft.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=0.5,
+        help="share of users never used for fine-tuning; the only ones scored (0.5)",
+    )
+    ft.add_argument(
+        "--valid-fraction", type=float, default=0.05, help="share of users for validation (0.05)"
+    )
+    ft.add_argument(
+        "--salt", default=DEFAULT_SALT, help=f"salt of the user hash (default: {DEFAULT_SALT})"
+    )
+    ft.add_argument(
+        "--limit-users", type=int, default=None, metavar="N", help="first N train users only"
+    )
+    ft.add_argument(
+        "--limit-valid", type=int, default=None, metavar="N", help="first N valid users only"
+    )
+    ft.add_argument(
+        "--mixed-precision",
+        choices=["auto", "no", "bf16", "fp16"],
+        default="auto",
+        help="auto: bf16 on a GPU that supports it, else full precision",
+    )
+    ft.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is there")
+    ft.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    ft.add_argument(
+        "--threads", type=int, default=None, metavar="N", help="torch CPU threads (1 if shared)"
+    )
+    ft.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ft.set_defaults(func=_cmd_narrator_finetune)
 
 
 def _add_rate_parser(sub: Any) -> None:

@@ -63,6 +63,16 @@ def register_embedders(register: Register) -> None:
     """Register sentence embedders: ``register(name, factory, summary="")``."""
 
 
+@hookspec
+def register_narrator_trainers(register: Register) -> None:
+    """Register narrator trainers: ``register(name, factory, summary="")``.
+
+    ``factory(spec, *, log, progress)`` fine-tunes a causal LM on a
+    :class:`regen_bench.finetune.FinetuneSpec`, writes ``spec.out_dir`` and returns the manifest
+    it wrote (a dict; see docs/models.md, "Fine-tuning the narrator").
+    """
+
+
 #: Registry kind -> hook name, in listing order.
 KINDS: dict[str, str] = {
     "model": "register_models",
@@ -70,6 +80,7 @@ KINDS: dict[str, str] = {
     "llm_backend": "register_llm_backends",
     "rater": "register_raters",
     "embedder": "register_embedders",
+    "narrator_trainer": "register_narrator_trainers",
 }
 
 __all__ = ["KINDS", "PROJECT", "Register", "hookimpl", "hookspec"]

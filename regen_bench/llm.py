@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -270,6 +271,26 @@ def check_options(what: str, factory: Callable[..., Any], config: Mapping[str, A
 
 # -- the client ----------------------------------------------------------------------------
 
+#: ``check(request, text)`` raises ValueError (the reason) for an answer that is unusable.
+AnswerCheck = Callable[[LLMRequest, str], None]
+
+
+def reask_request(req: LLMRequest, attempt: int, reask_temperature: float = 0.7) -> LLMRequest:
+    """The request sent as attempt ``attempt`` (0 = the request itself) of a malformed answer.
+
+    A greedy request, or a sampled one with the same seed, gets the same answer every time, so
+    asking it again is wasted. Re-ask ``k`` samples at ``max(temperature, reask_temperature)``
+    under the seed sha256(seed, k): different from the first answer, yet reproducible, so a
+    resumed run asks the same re-asks.
+    """
+    if attempt == 0:
+        return req
+    blob = f"regen-reask/{req.seed}/{attempt}".encode()
+    seed = int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") & 0x7FFFFFFF
+    return dataclasses.replace(
+        req, temperature=max(float(req.temperature), reask_temperature), seed=seed
+    )
+
 
 @dataclass
 class _Usage:
@@ -277,6 +298,7 @@ class _Usage:
     cache_hits: int = 0
     calls: int = 0
     retries: int = 0
+    reasks: int = 0
     retry_wait_s: float = 0.0
     failures: int = 0
     prompt_tokens: int = 0
@@ -291,7 +313,11 @@ class LLMClient:
     ``max_retries`` retries a :class:`RetryableError` after waiting ``uniform(0, min(max,
     base * 2**attempt))`` seconds (full jitter), or the server's ``Retry-After`` (capped at
     ``backoff_max_s``). ``timeout_s`` is handed to the backend for each attempt. An answer that
-    breaks the request's ``json_schema`` is asked again up to ``schema_retries`` times.
+    breaks the request's ``json_schema`` (or an answer check given to :meth:`complete_many`)
+    is asked again up to ``schema_retries`` times; a re-ask is never the identical request,
+    which a greedy or seeded backend would answer identically: re-ask ``k`` samples at
+    ``max(temperature, reask_temperature)`` under a seed derived from the request's seed and
+    ``k`` (see :func:`reask_request`). The answer is cached under the original request.
     The cache is keyed by sha256(backend name, model, canonical request); it is bypassed for
     requests with ``temperature > 0`` and no seed. Failed calls are never cached.
     """
@@ -307,11 +333,14 @@ class LLMClient:
         backoff_max_s: float = 60.0,
         timeout_s: float = 120.0,
         schema_retries: int = 2,
+        reask_temperature: float = 0.7,
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if max_retries < 0 or schema_retries < 0:
             raise ValueError("max_retries and schema_retries must be >= 0")
+        if not (0 <= reask_temperature < math.inf):
+            raise ValueError(f"reask_temperature must be a number >= 0, got {reask_temperature!r}")
         if backoff_base_s < 0 or backoff_max_s < 0 or timeout_s <= 0:
             raise ValueError("backoff_base_s, backoff_max_s must be >= 0 and timeout_s > 0")
         from regen_bench.llm_cache import ResponseCache
@@ -324,6 +353,7 @@ class LLMClient:
         self.backoff_max_s = backoff_max_s
         self.timeout_s = timeout_s
         self.schema_retries = schema_retries
+        self.reask_temperature = float(reask_temperature)
         self._slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self._usage = _Usage()
@@ -335,12 +365,19 @@ class LLMClient:
         return self.complete_many([request], progress=False)[0]
 
     def complete_many(
-        self, requests: Sequence[LLMRequest], progress: bool = True
+        self,
+        requests: Sequence[LLMRequest],
+        progress: bool = True,
+        *,
+        check: AnswerCheck | None = None,
     ) -> list[LLMResponse]:
         """Answer ``requests``; the answers come back in input order.
 
         Identical cacheable requests are sent once. Each call is cached as soon as it
         finishes (by the worker that made it), so an interrupted run loses nothing finished.
+        ``check(request, text)`` runs on each fresh schema-valid answer; a ``ValueError`` it
+        raises (its message is the reason) makes the answer malformed: re-asked, then a failure.
+        Answers from the cache are not checked again.
         """
         from tqdm.auto import tqdm
 
@@ -379,9 +416,9 @@ class LLMClient:
                 bar.update(len(positions))
 
             if todo and callable(getattr(self.backend, "complete_batch", None)):
-                self._run_batched(requests, todo, deliver)
+                self._run_batched(requests, todo, deliver, check)
             elif todo:
-                self._run_threaded(requests, todo, deliver)
+                self._run_threaded(requests, todo, deliver, check)
         finally:
             bar.close()
             with self._lock:
@@ -405,6 +442,7 @@ class LLMClient:
             "cache_hits": u.cache_hits,
             "calls": u.calls,
             "retries": u.retries,
+            "reasks": u.reasks,
             "retry_wait_s": round(u.retry_wait_s, 4),
             "failures": u.failures,
             "prompt_tokens": u.prompt_tokens,
@@ -485,30 +523,46 @@ class LLMClient:
                 return None, f"{type(exc).__name__}: {exc}"
         return None, f"gave up after {self.max_retries + 1} attempts: {last}"
 
-    def _validated(self, req: LLMRequest, resp: LLMResponse) -> LLMResponse:
-        if req.json_schema is None or resp.error is not None:
+    def _validated(
+        self, req: LLMRequest, resp: LLMResponse, check: AnswerCheck | None = None
+    ) -> LLMResponse:
+        if resp.error is not None or (req.json_schema is None and check is None):
             return resp
         try:
-            return dataclasses.replace(resp, text=validate_json_answer(resp.text, req.json_schema))
-        except SchemaViolation as exc:
+            text = resp.text
+            if req.json_schema is not None:
+                text = validate_json_answer(text, req.json_schema)
+            if check is not None:
+                check(req, text)
+            return dataclasses.replace(resp, text=text)
+        except ValueError as exc:  # SchemaViolation is a ValueError too
             return dataclasses.replace(resp, error=str(exc))
 
-    def _complete_uncached(self, req: LLMRequest) -> LLMResponse:
+    def _complete_uncached(
+        self, req: LLMRequest, check: AnswerCheck | None = None, first_attempt: int = 0
+    ) -> LLMResponse:
+        """Ask ``req`` (re-ask ``k`` as :func:`reask_request` says) until an answer is valid."""
         resp = LLMResponse(text="", model=self.backend.model, error="not attempted")
-        for _ in range(self.schema_retries + 1):
+        for attempt in range(first_attempt, self.schema_retries + 1):
+            asked = reask_request(req, attempt, self.reask_temperature)
+            if attempt > 0:
+                with self._lock:
+                    self._usage.reasks += 1
             got, err = self._with_retries(
-                lambda: self.backend.complete(req, timeout_s=self.timeout_s)
+                partial(self.backend.complete, asked, timeout_s=self.timeout_s)
             )
             if got is None:
                 return LLMResponse(text="", model=self.backend.model, error=err)
             self._count([got])
-            resp = self._validated(req, dataclasses.replace(got, cached=False))
+            resp = self._validated(req, dataclasses.replace(got, cached=False), check)
             if resp.error is None:
                 break
         return resp
 
-    def _complete_and_record(self, key: str, req: LLMRequest) -> LLMResponse:
-        resp = self._complete_uncached(req)
+    def _complete_and_record(
+        self, key: str, req: LLMRequest, check: AnswerCheck | None = None
+    ) -> LLMResponse:
+        resp = self._complete_uncached(req, check)
         self._record(key, req, resp)  # persisted in the worker, as soon as the call is done
         return resp
 
@@ -517,12 +571,13 @@ class LLMClient:
         requests: Sequence[LLMRequest],
         todo: list[tuple[str, list[int]]],
         deliver: Callable[[str, list[int], LLMResponse], None],
+        check: AnswerCheck | None = None,
     ) -> None:
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="llm")
         pending: dict[Future[LLMResponse], tuple[str, list[int]]] = {}
         try:
             for key, positions in todo:
-                fut = pool.submit(self._complete_and_record, key, requests[positions[0]])
+                fut = pool.submit(self._complete_and_record, key, requests[positions[0]], check)
                 pending[fut] = (key, positions)
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -537,6 +592,7 @@ class LLMClient:
         requests: Sequence[LLMRequest],
         todo: list[tuple[str, list[int]]],
         deliver: Callable[[str, list[int], LLMResponse], None],
+        check: AnswerCheck | None = None,
     ) -> None:
         batch_size = max(1, int(getattr(self.backend, "batch_size", 8)))
         complete_batch = self.backend.complete_batch  # type: ignore[attr-defined]
@@ -556,9 +612,12 @@ class LLMClient:
                     resp = LLMResponse(text="", model=self.backend.model, error=err)
                 else:
                     self._count([got[i]])
-                    resp = self._validated(reqs[i], dataclasses.replace(got[i], cached=False))
+                    resp = self._validated(
+                        reqs[i], dataclasses.replace(got[i], cached=False), check
+                    )
                     if resp.error is not None and self.schema_retries > 0:
-                        resp = self._complete_uncached(reqs[i])  # re-ask on its own
+                        # re-asks 1.. on their own (the batch was attempt 0)
+                        resp = self._complete_uncached(reqs[i], check, first_attempt=1)
                 self._record(key, reqs[i], resp)
                 deliver(key, positions, resp)
 
@@ -573,6 +632,7 @@ def make_client(
     backoff_max_s: float = 60.0,
     timeout_s: float = 120.0,
     schema_retries: int = 2,
+    reask_temperature: float = 0.7,
     plugin_manager: PluginManager | None = None,
     **backend_config: Any,
 ) -> LLMClient:
@@ -596,10 +656,12 @@ def make_client(
         backoff_max_s=backoff_max_s,
         timeout_s=timeout_s,
         schema_retries=schema_retries,
+        reask_temperature=reask_temperature,
     )
 
 
 __all__ = [
+    "AnswerCheck",
     "Backend",
     "BackendError",
     "LLMClient",
@@ -613,6 +675,7 @@ __all__ = [
     "make_client",
     "parse_price_per_mtok",
     "parse_retry_after",
+    "reask_request",
     "schema_instruction",
     "validate_json_answer",
 ]

@@ -90,6 +90,26 @@ class Environment(_Strict):
     threads: int | None = None
 
 
+class NarratorFinetune(_Strict):
+    """The fine-tuned narrator of a run, from its ``narrator-finetune.json``.
+
+    Only users of its ``heldout`` bucket (see :mod:`regen_bench.finetune`) are scored.
+    """
+
+    base_model: str
+    trainer: str
+    manifest_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    dataset_fingerprint: str
+    #: Whether it was fine-tuned on the dataset of this run.
+    same_dataset: bool
+    salt: str
+    heldout_fraction: float = Field(gt=0, lt=1)
+    valid_fraction: float = Field(gt=0, lt=1)
+    trained_users: int = Field(ge=0)
+    valid_users: int = Field(ge=0)
+    best_valid_loss: float
+
+
 class Narration(_Strict):
     """How the narratives of a conversational run were produced and scored."""
 
@@ -108,6 +128,10 @@ class Narration(_Strict):
     #: Generations that failed and were scored as empty text.
     failed: int = Field(ge=0)
     usage: dict[str, Any] = Field(default_factory=dict)
+    #: Test examples left out of the text metrics: their users trained the narrator (their
+    #: samples carry ``text_excluded``; nothing was generated for them).
+    excluded: int = Field(default=0, ge=0)
+    finetune: NarratorFinetune | None = None
 
 
 #: Allowed range of each text metric (BLEU/ROUGE/BERTScore x100, cosine as is).
@@ -191,6 +215,9 @@ def signature(result: Result) -> str:
         gen = n.generator if n.backend is None else f"{n.backend}/{n.llm_model}"
         prompt = f"|prompt:v{n.prompt_version}" if n.prompt_version is not None else ""
         parts.append(f"gen:{gen}|cond:{n.condition}{prompt}")
+        if n.finetune is not None:  # text metrics on the held-out users only
+            ft = n.finetune
+            parts.append(f"text-users:heldout@{ft.salt}/{ft.heldout_fraction:g}")
         parts.append(text_signature(n.text_config))
     return "|".join(parts)
 
@@ -298,7 +325,12 @@ def _check_samples(path: Path, result: Result) -> None:
 def _recompute_lexical(samples_path: Path, samples: list[dict[str, Any]]) -> dict[str, float]:
     """BLEU and ROUGE again from the per-sample texts (the model-based metrics need models)."""
     pairs = [(s.get("reference"), s.get("generated")) for s in samples]
-    scored = [(r, g) for r, g in pairs if r is not None]
+    # Users the narrator was fine-tuned on are not scored (``text_excluded``).
+    scored = [
+        (r, g)
+        for (r, g), s in zip(pairs, samples, strict=True)
+        if r is not None and not s.get("text_excluded")
+    ]
     for lineno, (_, g) in enumerate(pairs, start=1):
         if g is not None and not isinstance(g, str):
             raise ResultError(f"{samples_path}:{lineno}: 'generated' must be text")

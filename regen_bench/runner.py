@@ -21,6 +21,7 @@ import regen_bench
 from regen_bench.data.dataset import Dataset
 from regen_bench.data.schema import NARRATIVE_TYPES
 from regen_bench.embedding import DEFAULT_EMBEDDER
+from regen_bench.finetune import FinetuneManifest, finetuned_narrator, manifest_sha256
 from regen_bench.llm import check_options
 from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, TIE_POLICIES, rank_counts
 from regen_bench.metrics.text import DEFAULT_BERTSCORE_MODEL, compute_text_metrics
@@ -32,6 +33,7 @@ from regen_bench.results import (
     Environment,
     ModelInfo,
     Narration,
+    NarratorFinetune,
     Protocol,
     Result,
     TaskInfo,
@@ -243,11 +245,14 @@ def _narrate(
     bertscore_model: str | None,
     progress: bool,
     log: Callable[[str], None],
+    finetuned: FinetuneManifest | None = None,
 ) -> tuple[Narration, dict[str, float]]:
     """Write a narrative per test example, score it against the reference, extend ``samples``.
 
     A model that writes text itself (``generates_text``) narrates its own first choice; any other
     model is paired with the narrator (an LLM backend), on the item ``cfg.condition`` names.
+    A ``finetuned`` narrator only narrates (and is only scored on) the users of its held-out
+    bucket: it was trained on the others' reference narratives.
     """
     examples = data.test
     catalog = data.catalog
@@ -258,6 +263,8 @@ def _narrate(
         if len(texts) != len(examples):
             raise RunError(f"model returned {len(texts)} narratives for {len(examples)} examples")
         errors: list[str | None] = [None] * len(texts)
+        excluded: dict[int, str] = {}
+        ft_info: NarratorFinetune | None = None
         narrated, usage = top1, {}
         condition: Literal["target", "top1"] = "top1"
         backend = llm_model = None
@@ -267,27 +274,48 @@ def _narrate(
         narrated = narrated_items(targets, top1, cfg.condition)
         by_user = {u.user_id: u for u in ds.users}
         cache = cfg.cache if cfg.cache is not None else cache_default
-        log(f"narrating {len(examples)} examples with llm backend '{cfg.backend}'")
+        excluded, ft_info = {}, None
+        if finetuned is not None:
+            excluded, ft_info = _finetune_exclusions(examples, finetuned, cfg, ds)
+            if cfg.cache is None:  # a retrained folder at the same path must not hit old answers
+                cache = f"{cache_default}.{ft_info.manifest_sha256[:12]}"
+            log(
+                f"fine-tuned narrator: {len(examples) - len(excluded)} held-out test users "
+                f"narrated and scored, {len(excluded)} left out (its train/valid users)"
+            )
+        keep = [i for i in range(len(examples)) if i not in excluded]
+        log(f"narrating {len(keep)} examples with llm backend '{cfg.backend}'")
         out = narrate(
             catalog,
-            [by_user[ex.user_id] for ex in examples],
-            examples,
-            narrated,
+            [by_user[examples[i].user_id] for i in keep],
+            [examples[i] for i in keep],
+            [narrated[i] for i in keep],
             narrative,
             cfg,
             cache_path=cache or None,
             progress=progress,
         )
-        texts, errors, usage = out.texts, out.errors, out.usage
+        texts, errors = [""] * len(examples), [None] * len(examples)
+        for j, i in enumerate(keep):
+            texts[i], errors[i] = out.texts[j], out.errors[j]
+        usage = out.usage
         condition, backend, llm_model = cfg.condition, out.backend, out.model
+        if ft_info is not None:
+            # Name a fine-tuned narrator by its manifest, not by the folder it happens to sit
+            # in: the same weights compare wherever they are stored, retrained ones never do.
+            llm_model = f"{ft_info.base_model}+ft.{ft_info.manifest_sha256[:12]}"
         prompt_version, record = PROMPT_VERSION, cfg.record()
-    for sample, ex, item, text, err in zip(samples, examples, narrated, texts, errors, strict=True):
+    for i, (sample, ex, item, text, err) in enumerate(
+        zip(samples, examples, narrated, texts, errors, strict=True)
+    ):
         sample["narrated"] = catalog[item].asin
-        sample["generated"] = text
+        sample["generated"] = None if i in excluded else text
         sample["reference"] = ex.references.get(narrative)
+        if i in excluded:
+            sample["text_excluded"] = excluded[i]
         if err is not None:
             sample["narration_error"] = err
-    scored = [s for s in samples if s["reference"] is not None]
+    scored = [s for s in samples if s["reference"] is not None and "text_excluded" not in s]
     if not scored:
         raise RunError(f"dataset '{ds.name}' has no reference '{narrative}' narratives to score")
     log(f"scoring {len(scored)} narratives (BLEU, ROUGE, semantic similarity, BERTScore)")
@@ -309,8 +337,36 @@ def _narrate(
         scored=len(scored),
         failed=sum(e is not None for e in errors),
         usage=usage,
+        excluded=len(excluded),
+        finetune=ft_info,
     )
     return narration, tm.metrics
+
+
+def _finetune_exclusions(
+    examples: Sequence[Example], manifest: FinetuneManifest, cfg: NarratorConfig, ds: Dataset
+) -> tuple[dict[int, str], NarratorFinetune]:
+    """Examples whose user is in the fine-tuned narrator's train/valid bucket, and its record."""
+    rule = manifest.partition.rule()
+    excluded = {
+        i: f"user in the narrator's fine-tuning '{bucket}' bucket"
+        for i, ex in enumerate(examples)
+        if (bucket := rule.bucket(ex.user_id)) != "heldout"
+    }
+    info = NarratorFinetune(
+        base_model=manifest.base_model,
+        trainer=manifest.trainer,
+        manifest_sha256=manifest_sha256(str(cfg.backend_options["model"])),
+        dataset_fingerprint=str(manifest.dataset.get("fingerprint", "")),
+        same_dataset=manifest.dataset.get("fingerprint") == ds.fingerprint,
+        salt=manifest.partition.salt,
+        heldout_fraction=manifest.partition.heldout_fraction,
+        valid_fraction=manifest.partition.valid_fraction,
+        trained_users=manifest.pairs.get("train", 0),
+        valid_users=manifest.pairs.get("valid", 0),
+        best_valid_loss=manifest.best_valid_loss,
+    )
+    return excluded, info
 
 
 def run(
@@ -367,12 +423,23 @@ def run(
     if narrator_options and not data.task.generates:
         raise RunError(f"narrator.* options apply to the conversational task only, not '{task}'")
     entry = plugins.get("model", model)
+    finetuned = None
     if data.task.generates and not getattr(entry.factory, "generates_text", False):
         # Fail before training, not after: the backend exists and takes these options.
         backend = plugins.get("llm_backend", narrator_cfg.backend)
         check_options(
             f"llm backend '{narrator_cfg.backend}'", backend.factory, narrator_cfg.backend_options
         )
+        assert narrative is not None
+        narrator_cfg, finetuned = finetuned_narrator(narrator_cfg, narrator_options, narrative)
+        if finetuned is not None:  # before training: the run must have someone to score
+            rule = finetuned.partition.rule()
+            if all(rule.bucket(ex.user_id) != "heldout" for ex in data.test):
+                raise RunError(
+                    f"none of the {len(data.test)} test users is held out from the fine-tuned "
+                    "narrator's training (all are in its train/valid buckets); evaluate more "
+                    "users (--limit)"
+                )
     random.seed(seed)
     np.random.seed(seed)  # legacy global seed for plugins that still use it
     instance: Model = entry.factory(ds.catalog, seed=seed, **model_config)
@@ -405,6 +472,7 @@ def run(
             bertscore_model=bertscore_model,
             progress=progress,
             log=log,
+            finetuned=finetuned,
         )
     t_text = time.perf_counter()
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from regen_bench.llm import LLMRequest, SchemaViolation, make_client, validate_json_answer
+from tests.tiny_lm import chat_tokenizer, save_tiny_llama
 
 pytest.importorskip("lmformatenforcer")
 jsonschema = pytest.importorskip("jsonschema")
@@ -41,8 +42,8 @@ PROMPTS = ["rate the pens", "a stapler", "blue ink, for school", "gift for home"
 @pytest.fixture(scope="module")
 def byte_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random Llama whose byte-level BPE vocabulary can spell any JSON text."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     specials = ["<pad>", "<s>", "</s>", "<|user|>", "<|system|>", "<|assistant|>"]
@@ -55,31 +56,10 @@ def byte_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
     raw.add_special_tokens(specials)
-    tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    tok = chat_tokenizer(raw, sep="", pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    return save_tiny_llama(
+        tmp_path_factory.mktemp("byte-llama"), tok, len(vocab), bos_token_id=1, eos_token_id=2
     )
-    tok.chat_template = (
-        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-    )
-    config = transformers.LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config)
-    out = tmp_path_factory.mktemp("byte-llama")
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 def backend(model_dir: Path, batch_size: int = 1) -> Any:

@@ -27,6 +27,7 @@ from regen_bench.llm import (
 )
 from regen_bench.llm_cache import CacheError
 from regen_bench.plugins import UnknownNameError
+from tests.tiny_lm import chat_tokenizer, save_tiny_llama
 
 FAST = {"backoff_base_s": 0.001, "backoff_max_s": 1.0}
 
@@ -449,8 +450,8 @@ def test_backend_bug_is_recorded_not_raised() -> None:
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random Llama with a word-level tokenizer and a chat template, built offline."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
     text = "the a customer bought pens paper stapler because needed more office desk likes "
@@ -462,35 +463,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw.add_special_tokens(specials)  # matched whole, before the whitespace split
     # Like real Llama tokenizers: BOS is added on encode (unless add_special_tokens=False).
     raw.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
-    tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=raw,
-        unk_token="<unk>",
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
+    tok = chat_tokenizer(
+        raw, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
     )
-    tok.chat_template = (
-        "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    return save_tiny_llama(
+        tmp_path_factory.mktemp("tiny-llama"), tok, len(vocab), max_positions=128
     )
-    config = transformers.LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        pad_token_id=0,
-        bos_token_id=2,
-        eos_token_id=3,
-    )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 PROMPTS = [

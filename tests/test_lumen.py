@@ -12,6 +12,7 @@ from regen_bench import Dataset, Example, build_task
 from regen_bench.cli import main
 from regen_bench.data.regen import write_records
 from tests.conftest import make_record
+from tests.tiny_lm import chat_tokenizer, save_tiny_llama
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -48,30 +49,10 @@ def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     raw.normalizer = normalizers.Lowercase()
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=raw,
-        unk_token="<unk>",
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
+    tok = chat_tokenizer(
+        raw, chat=False, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
     )
-    config = transformers.LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        pad_token_id=0,
-        bos_token_id=2,
-        eos_token_id=3,
-    )
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("lumen-backbone")
-    transformers.LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return save_tiny_llama(tmp_path_factory.mktemp("lumen-backbone"), tok, len(vocab))
 
 
 def _dataset() -> Dataset:

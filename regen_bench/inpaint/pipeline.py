@@ -38,6 +38,7 @@ from regen_bench.data.regen import iter_records, write_records
 from regen_bench.data.schema import Narratives, UserRecord
 from regen_bench.fileio import atomic_write
 from regen_bench.inpaint import prompts as P
+from regen_bench.inpaint.checks import text_problem
 from regen_bench.llm import LLMClient, LLMRequest, LLMResponse
 
 #: Order in which call kinds are sent: equal kinds share batches of a local backend.
@@ -59,15 +60,10 @@ class InpaintConfig:
     temperature: float = 0.0
     #: Characters kept of each title, description and review (release texts can be pages).
     max_field_chars: int = 240
-    #: Answer token limits per call kind.
-    max_tokens: dict[str, int] = field(
-        default_factory=lambda: {
-            "critique": 80,
-            "purchase_reason": 160,
-            "endorsement": 160,
-            "user": 256,
-        }
-    )
+    #: Answer token limits per call kind; a kind left out gets
+    #: :func:`~regen_bench.inpaint.prompts.answer_token_budget` of its schema, which never cuts
+    #: an answer the schema's ``maxLength`` allows.
+    max_tokens: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.min_shared_levels < 1:
@@ -76,9 +72,19 @@ class InpaintConfig:
             raise ValueError(f"candidates must be >= 1, got {self.candidates}")
         if self.max_field_chars < 20:
             raise ValueError(f"max_field_chars must be >= 20, got {self.max_field_chars}")
-        missing = set(CALL_KINDS) - set(self.max_tokens)
-        if missing:
-            raise ValueError(f"max_tokens lacks {', '.join(sorted(missing))}")
+        unknown = set(self.max_tokens) - set(CALL_KINDS)
+        if unknown:
+            raise ValueError(
+                f"max_tokens: unknown call kind(s) {', '.join(sorted(unknown))} "
+                f"(kinds: {', '.join(CALL_KINDS)})"
+            )
+        bad = {k: v for k, v in self.max_tokens.items() if not isinstance(v, int) or v < 1}
+        if bad:
+            raise ValueError(f"max_tokens must be integers >= 1, got {bad}")
+
+    def tokens_for(self, kind: str, schema: dict[str, Any]) -> int:
+        """The ``max_tokens`` of a ``kind`` call answering under ``schema``."""
+        return self.max_tokens.get(kind) or P.answer_token_budget(schema)
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ def plan_calls(records: Sequence[UserRecord], config: InpaintConfig) -> list[Cal
             system=system,
             prompt=prompt,
             temperature=config.temperature,
-            max_tokens=config.max_tokens[kind],
+            max_tokens=config.tokens_for(kind, schema),
             seed=_request_seed(config.seed, user_id, kind, pos),
             json_schema=schema,
         )
@@ -172,13 +178,39 @@ def plan_calls(records: Sequence[UserRecord], config: InpaintConfig) -> list[Cal
             if shared_levels(cur.categories, nxt.categories) < config.min_shared_levels:
                 continue
             prompt = P.critique_prompt(cur, nxt, config.candidates, config.max_field_chars)
-            req = request("critique", prompt, P.critique_schema(), rec.user_id, k)
+            schema = P.critique_schema(config.candidates)
+            req = request("critique", prompt, schema, rec.user_id, k)
             by_kind["critique"].append(Call(u, "critique", req, k))
         for kind in P.NARRATIVE_CALLS:
             prompt = P.narrative_prompt(kind, rec, config.max_field_chars)
             req = request(kind, prompt, P.narrative_schema(kind), rec.user_id, None)
             by_kind[kind].append(Call(u, kind, req))
     return [c for kind in CALL_KINDS for c in by_kind[kind]]
+
+
+def call_kind(request: LLMRequest) -> str:
+    """The call kind of an inpainting request, from the fields its schema asks for."""
+    props = set((request.json_schema or {}).get("properties", {}))
+    if props == {"critiques"}:
+        return "critique"
+    for kind, (_, fields) in P.NARRATIVE_CALLS.items():
+        if props == set(fields):
+            return kind
+    raise ValueError("not an inpainting request")
+
+
+def check_answer(request: LLMRequest, text: str) -> None:
+    """The client's answer check: ValueError (the reason) for an unusable schema-valid answer.
+
+    The same rules as :func:`apply_answers`, run as soon as an answer arrives so that a copy of
+    the few-shot example or a looping answer is re-asked (``--schema-retries``).
+    """
+    kind = call_kind(request)
+    if kind == "critique":
+        items = (request.json_schema or {})["properties"]["critiques"]
+        parse_critiques(text, int(items.get("maxItems", 3)))
+    else:
+        parse_narratives(kind, text)
 
 
 def run_calls(
@@ -188,6 +220,7 @@ def run_calls(
 
     The calls go to the client in rounds (one batch of a local batched backend, twice the
     concurrency of a threaded one) so the bar and the running usage move as calls finish.
+    Fresh answers go through :func:`check_answer`, so unusable ones are re-asked.
     """
     from tqdm.auto import tqdm
 
@@ -200,7 +233,9 @@ def run_calls(
     try:
         for start in range(0, len(calls), step):
             chunk = calls[start : start + step]
-            out.extend(client.complete_many([c.request for c in chunk], progress=False))
+            out.extend(
+                client.complete_many([c.request for c in chunk], progress=False, check=check_answer)
+            )
             u = client.usage()
             postfix = {
                 "tok": u["prompt_tokens"] + u["completion_tokens"],
@@ -217,7 +252,10 @@ def run_calls(
 
 
 def parse_critiques(text: str, n: int) -> list[str]:
-    """Up to ``n`` distinct non-empty critiques from a schema-valid answer; ValueError if none."""
+    """Up to ``n`` distinct usable critiques from a schema-valid answer; ValueError if none.
+
+    Empty ones, placeholders, copies of a few-shot example and looping ones are dropped.
+    """
     value = json.loads(text)
     seen: dict[str, None] = {}
     for c in value["critiques"]:
@@ -226,22 +264,25 @@ def parse_critiques(text: str, n: int) -> list[str]:
             seen[c] = None
     if not seen:
         raise ValueError("no non-empty critique in the answer")
-    fresh = [c for c in seen if c not in P.example_texts()]
+    problems = {c: text_problem(c, P.example_texts()) for c in seen}
+    fresh = [c for c, why in problems.items() if why is None]
     if not fresh:
-        raise ValueError("the answer copies the few-shot example")
+        raise ValueError(f"every critique is unusable: the first {next(iter(problems.values()))}")
     return fresh[:n]
 
 
 def parse_narratives(kind: str, text: str) -> dict[str, str]:
-    """The call's narrative fields from a schema-valid answer; ValueError on an empty field."""
+    """The call's narrative fields from a schema-valid answer; ValueError on an empty field,
+    a copy of the few-shot example or a looping text."""
     value = json.loads(text)
     out: dict[str, str] = {}
     for key, attr in P.NARRATIVE_CALLS[kind][1].items():
         body = " ".join(str(value[key]).split())
         if not body or body == "...":
             raise ValueError(f"field '{key}' is empty")
-        if body in P.example_texts():
-            raise ValueError(f"field '{key}' copies the few-shot example")
+        why = text_problem(body, P.example_texts())
+        if why is not None:
+            raise ValueError(f"field '{key}' {why}")
         out[attr] = body
     return out
 
@@ -344,6 +385,7 @@ def inpaint(
     dry_run: bool = False,
     concurrency: int = 4,
     schema_retries: int = 2,
+    reask_temperature: float = 0.7,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> InpaintReport | None:
@@ -376,6 +418,7 @@ def inpaint(
         cache_path=cache_path,
         concurrency=concurrency,
         schema_retries=schema_retries,
+        reask_temperature=reask_temperature,
         **backend_config,
     ) as client:
         log(
@@ -409,6 +452,8 @@ def inpaint(
         "backend_config": {k: v for k, v in sorted(backend_config.items()) if "key" not in k},
         "config": dataclasses.asdict(config),
         "limit": limit,
+        "schema_retries": schema_retries,
+        "reask_temperature": reask_temperature,
         "users": report.users,
         "adjacent_pairs": report.pairs,
         "eligible_pairs": report.eligible_pairs,

@@ -19,8 +19,9 @@ from typing import Any
 
 from regen_bench.data.schema import Interaction, Item, UserRecord
 
-#: Bumped whenever a template or the history layout changes; written into the run manifest.
-PROMPT_VERSION = "inpaint-v1"
+#: Bumped whenever a template, the history layout or the answer schemas change; written into
+#: the run manifest. v2: answer strings have length limits (``FIELD_MIN_CHARS``/``_MAX_``).
+PROMPT_VERSION = "inpaint-v2"
 TEMPLATE_NAMES: tuple[str, ...] = ("system", "critique", "purchase_reason", "endorsement", "user")
 
 #: Narrative calls per user: kind -> (template, answer fields -> Narratives attribute).
@@ -50,10 +51,15 @@ def template_text(name: str) -> str:
 
 
 def templates_sha256() -> str:
-    """One digest of all templates, so a manifest names the exact prompt text used."""
+    """One digest of all templates and the answer length limits of the schemas, so a manifest
+    names the exact prompt text and answer format used."""
+    import json
+
     digest = hashlib.sha256()
     for name in TEMPLATE_NAMES:
         digest.update(f"{name}\n{template_text(name)}\n".encode())
+    limits = {"min": FIELD_MIN_CHARS, "max": FIELD_MAX_CHARS}
+    digest.update(json.dumps(limits, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -165,17 +171,51 @@ def example_texts() -> frozenset[str]:
     return frozenset(found)
 
 
-def critique_schema() -> dict[str, Any]:
-    """``{"critiques": [str, ...]}``, at least one.
+#: Longest answer string, in characters, per answer field (a critique: per critique). Enforced
+#: by ``maxLength`` (lm-format-enforcer stops the string there, so a looping small model ends)
+#: and checked by the client's validation for every backend. Sized well above what the
+#: instructions ask for (e.g. four to six sentences for the long summary).
+FIELD_MAX_CHARS: dict[str, int] = {
+    "critique": 120,
+    "reason": 200,
+    "explanation": 500,
+    "endorsement": 600,
+    "brief_summary": 300,
+    "long_summary": 800,
+    "profile": 60,
+}
+
+
+#: Shortest answer string per field: about half of the shortest text the instructions ask for,
+#: so a model cannot close a field with a fragment (``"[Purchase 1]"``) under constrained
+#: decoding, while any real answer passes.
+FIELD_MIN_CHARS: dict[str, int] = {
+    "critique": 10,
+    "reason": 20,
+    "explanation": 60,
+    "endorsement": 80,
+    "brief_summary": 30,
+    "long_summary": 100,
+    "profile": 8,
+}
+
+
+def _string(field: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": FIELD_MIN_CHARS[field],
+        "maxLength": FIELD_MAX_CHARS[field],
+    }
+
+
+def critique_schema(n: int = 3) -> dict[str, Any]:
+    """``{"critiques": [str, ...]}``: 1 to ``n`` strings of at most 120 characters.
 
     Schemas are kept minimal (no ``additionalProperties``): backends without structured output
     paste the schema into the prompt, and small models copy long schemas instead of answering.
     """
-    return {
-        "type": "object",
-        "properties": {"critiques": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
-        "required": ["critiques"],
-    }
+    items = {"type": "array", "items": _string("critique"), "minItems": 1, "maxItems": n}
+    return {"type": "object", "properties": {"critiques": items}, "required": ["critiques"]}
 
 
 def narrative_schema(kind: str) -> dict[str, Any]:
@@ -183,6 +223,25 @@ def narrative_schema(kind: str) -> dict[str, Any]:
     fields = list(NARRATIVE_CALLS[kind][1])
     return {
         "type": "object",
-        "properties": {f: {"type": "string"} for f in fields},
+        "properties": {f: _string(f) for f in fields},
         "required": fields,
     }
+
+
+def answer_token_budget(schema: dict[str, Any]) -> int:
+    """A ``max_tokens`` that never cuts an answer the schema's lengths allow.
+
+    Every token holds at least one character, and English text takes about four per token:
+    half a token per allowed character, plus the JSON keys and punctuation, is enough, while
+    ``maxLength`` (not this budget) is what ends a looping answer.
+    """
+    chars = 0
+    overhead = 8
+    for prop in schema["properties"].values():
+        overhead += 12
+        if prop.get("type") == "array":
+            chars += prop["items"]["maxLength"] * prop["maxItems"]
+            overhead += 4 * prop["maxItems"]
+        else:
+            chars += prop["maxLength"]
+    return overhead + (chars + 1) // 2

@@ -1,0 +1,438 @@
+"""Fine-tuning a narrator: the user partition, the training pairs and the manifest.
+
+REGEN narratives are per user and describe the user's *last* purchase, which is also the test
+target of the leave-one-out split. A narrator fine-tuned on a user's narrative has therefore seen
+that user's test reference. To keep text metrics honest, users are split by a salted hash of
+their id into three buckets that do not depend on the data, the order of users or the machine:
+
+- ``heldout``: never used for fine-tuning; the only users whose narratives are scored when a
+  conversational run uses a fine-tuned narrator;
+- ``valid``: validation loss, early stopping;
+- ``train``: the training pairs.
+
+A pair is (the narrator's prompt for the user's last purchase, the reference narrative): exactly
+the prompt :func:`regen_bench.narrator.build_prompt` writes at inference with
+``condition=target``. The training itself (torch, transformers, Accelerate) lives in a
+``narrator_trainer`` plugin; this module prepares its input and checks its output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from regen_bench.data.dataset import Dataset
+from regen_bench.narrator import PROMPT_VERSION, SYSTEM_PROMPT, NarratorConfig, build_prompt
+from regen_bench.tasks import MIN_INTERACTIONS
+
+MANIFEST_FILE = "narrator-finetune.json"
+LOG_FILE = "finetune-log.jsonl"
+MANIFEST_KIND: Literal["regen-bench narrator fine-tune"] = "regen-bench narrator fine-tune"
+BUCKETS: tuple[str, ...] = ("train", "valid", "heldout")
+DEFAULT_SALT = "regen-narrator-v1"
+PARTITION_METHOD = "sha256(salt + '\\0' + user_id), first 8 bytes / 2**64"
+
+
+@dataclass(frozen=True)
+class UserPartition:
+    """Deterministic user buckets: hash u in [0, 1): u < heldout -> heldout, then valid, train."""
+
+    salt: str = DEFAULT_SALT
+    heldout_fraction: float = 0.5
+    valid_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("heldout_fraction", "valid_fraction"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be in (0, 1), got {value}")
+        if self.heldout_fraction + self.valid_fraction >= 1:
+            raise ValueError(
+                "heldout-fraction + valid-fraction must be below 1 (nothing left to train on), "
+                f"got {self.heldout_fraction} + {self.valid_fraction}"
+            )
+
+    def position(self, user_id: str) -> float:
+        """The user's hash position in [0, 1)."""
+        digest = hashlib.sha256(f"{self.salt}\0{user_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def bucket(self, user_id: str) -> str:
+        """``heldout``, ``valid`` or ``train``."""
+        u = self.position(user_id)
+        if u < self.heldout_fraction:
+            return "heldout"
+        return "valid" if u < self.heldout_fraction + self.valid_fraction else "train"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example: a user's prompt (without the system turn) and its narrative."""
+
+    user_id: str
+    prompt: str
+    target: str
+
+
+@dataclass
+class Hyperparameters:
+    """Training settings (recorded in the manifest). Steps are optimizer steps."""
+
+    epochs: int = 3
+    max_steps: int | None = None
+    lr: float = 5e-5
+    batch_size: int = 4
+    grad_accum: int = 1
+    eval_every: int = 50
+    eval_batch_size: int = 4
+    patience: int = 3
+    max_length: int = 512
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    #: auto: bf16 on a GPU that supports it, else full precision (CPU: always "no").
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    cpu: bool = False
+
+    def check(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum", "eval_every", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("--max-steps must be at least 1")
+        if self.patience < 0 or self.warmup_steps < 0:
+            raise ValueError("--patience and --warmup-steps must be >= 0")
+        if self.max_length < 8:
+            raise ValueError("--max-length must be at least 8 tokens")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class FinetuneSpec:
+    """What a ``narrator_trainer`` plugin receives.
+
+    The trainer writes ``out_dir`` (checkpoint with ``save_pretrained``, tokenizer,
+    :data:`LOG_FILE`, :data:`MANIFEST_FILE` = ``manifest`` + its own fields) so that it appears
+    complete or not at all, and returns the manifest it wrote.
+    """
+
+    base_model: str
+    out_dir: Path
+    narrative_type: str
+    system: str
+    train: list[Pair]
+    valid: list[Pair]
+    hyper: Hyperparameters
+    seed: int
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the manifest -------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class PartitionInfo(_Strict):
+    method: str
+    salt: str
+    heldout_fraction: float = Field(gt=0, lt=1)
+    valid_fraction: float = Field(gt=0, lt=1)
+    #: Users of the dataset per bucket (those with enough purchases and a reference).
+    users: dict[str, int]
+    #: Users whose pairs were actually used (``--limit-users`` / ``--limit-valid`` cap them).
+    used: dict[str, int]
+
+    def rule(self) -> UserPartition:
+        return UserPartition(self.salt, self.heldout_fraction, self.valid_fraction)
+
+
+class PromptInfo(_Strict):
+    version: int
+    system: str
+    max_history: int = Field(ge=1)
+    max_field_chars: int = Field(ge=1)
+    condition: Literal["target"] = "target"
+    chat_template: bool
+
+
+class CurvePoint(_Strict):
+    step: int = Field(ge=0)
+    epoch: float = Field(ge=0)
+    train_loss: float | None
+    valid_loss: float
+    elapsed_s: float = Field(ge=0)
+
+
+class FinetuneManifest(_Strict):
+    """``narrator-finetune.json``: how a fine-tuned narrator folder was made."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["regen-bench narrator fine-tune"] = MANIFEST_KIND
+    created: str
+    trainer: str
+    base_model: str
+    base_source: str
+    narrative_type: str
+    dataset: dict[str, Any]
+    partition: PartitionInfo
+    prompt: PromptInfo
+    hyperparameters: dict[str, Any]
+    seed: int
+    versions: dict[str, str | None]
+    environment: dict[str, Any]
+    pairs: dict[str, int]
+    curve: list[CurvePoint]
+    best_step: int = Field(ge=0)
+    best_valid_loss: float
+    stopped: str
+    train_s: float = Field(ge=0)
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> FinetuneManifest | None:
+    """The manifest of a fine-tuned narrator folder; None if ``folder`` has none.
+
+    A manifest that exists but is invalid raises ValueError naming the file and field.
+    """
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        return FinetuneManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise ValueError(f"{path}: field '{where}': {first['msg']}") from None
+
+
+def manifest_sha256(folder: str | os.PathLike[str]) -> str:
+    return hashlib.sha256((Path(folder) / MANIFEST_FILE).read_bytes()).hexdigest()
+
+
+def finetuned_narrator(
+    cfg: NarratorConfig, explicit: dict[str, Any], narrative_type: str
+) -> tuple[NarratorConfig, FinetuneManifest | None]:
+    """When the narrator's ``model`` is a fine-tuned folder: its manifest and matching prompt.
+
+    The prompt settings the narrator was trained with are adopted unless given explicitly
+    (``explicit``: the ``narrator.*`` options of the run); a different value, another narrative
+    type or prompt version is an error (the narrator would be asked something it never saw).
+    """
+    model = cfg.backend_options.get("model")
+    if not isinstance(model, str) or not Path(model).expanduser().is_dir():
+        return cfg, None
+    manifest = read_manifest(Path(model).expanduser())
+    if manifest is None:
+        return cfg, None
+    where = f"fine-tuned narrator {model}"
+    if manifest.narrative_type != narrative_type:
+        raise ValueError(
+            f"{where} was trained for '{manifest.narrative_type}' narratives, this run asks "
+            f"for '{narrative_type}'"
+        )
+    if manifest.prompt.version != PROMPT_VERSION:
+        raise ValueError(
+            f"{where} was trained on prompt v{manifest.prompt.version}, the narrator writes "
+            f"v{PROMPT_VERSION}: fine-tune it again"
+        )
+    updates: dict[str, int] = {}
+    for key in ("max_history", "max_field_chars"):
+        trained = getattr(manifest.prompt, key)
+        if key in explicit and explicit[key] != trained:
+            raise ValueError(
+                f"narrator.{key}={explicit[key]} differs from the prompt {where} was trained "
+                f"with ({key}={trained}); leave it unset"
+            )
+        updates[key] = trained
+    return replace(cfg, **updates), manifest  # type: ignore[arg-type]
+
+
+def is_main_process() -> bool:
+    """False in the non-zero ranks of ``accelerate launch``/``torchrun`` (they stay quiet)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+# -- building the training data -----------------------------------------------------------------
+
+
+def build_pairs(
+    ds: Dataset,
+    narrative_type: str,
+    partition: UserPartition,
+    prompt_config: NarratorConfig,
+    *,
+    limit_train: int | None = None,
+    limit_valid: int | None = None,
+) -> tuple[list[Pair], list[Pair], dict[str, int]]:
+    """Training and validation pairs (file order), and the user count of every bucket.
+
+    Users qualify as test users do: at least :data:`MIN_INTERACTIONS` purchases and a non-empty
+    reference narrative of ``narrative_type``. ``limit_*`` keep the first N of a bucket; the
+    users left out are not used, but stay outside ``heldout`` (the rule never changes).
+    """
+    buckets: dict[str, list[Pair]] = {b: [] for b in BUCKETS}
+    for user in ds.users:
+        reference = user.narratives.as_dict().get(narrative_type)
+        if len(user) < MIN_INTERACTIONS or not reference or not reference.strip():
+            continue
+        bucket = partition.bucket(user.user_id)
+        if bucket == "heldout":
+            buckets[bucket].append(Pair(user.user_id, "", ""))  # counted, never used
+            continue
+        n = len(user) - 1
+        prompt = build_prompt(
+            ds.catalog,
+            user,
+            n,
+            int(user.items[n]),
+            user.critiques[n],
+            narrative_type,
+            prompt_config,
+        )
+        buckets[bucket].append(Pair(user.user_id, prompt, reference.strip()))
+    counts = {b: len(v) for b, v in buckets.items()}
+    train = buckets["train"][:limit_train]
+    valid = buckets["valid"][:limit_valid]
+    if not train or not valid:
+        raise ValueError(
+            f"dataset '{ds.name}' leaves no users to fine-tune on for '{narrative_type}' "
+            f"(users per bucket with a reference: {counts}); add data or change "
+            "--heldout-fraction/--valid-fraction"
+        )
+    return train, valid, counts
+
+
+def _check_out_dir(out: Path) -> None:
+    """Fail before any training if ``out`` cannot be written or holds something."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"output folder {out} exists and is not empty; choose another --out")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create {parent}: {exc.strerror or exc}") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write the output folder {out}: {parent} is not writable")
+
+
+def finetune(
+    dataset: str,
+    narrative_type: str,
+    out: str | os.PathLike[str],
+    *,
+    base_model: str = "smollm2",
+    trainer: str = "hf",
+    partition: UserPartition | None = None,
+    hyper: Hyperparameters | None = None,
+    seed: int = 0,
+    max_history: int = 10,
+    max_field_chars: int = 200,
+    limit_users: int | None = None,
+    limit_valid: int | None = None,
+    threads: int | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> FinetuneManifest:
+    """Fine-tune ``base_model`` as the narrator of ``narrative_type`` and write folder ``out``."""
+    from regen_bench.data.schema import NARRATIVE_TYPES
+    from regen_bench.plugins import get_plugin_manager
+    from regen_bench.runner import resolve_dataset, set_torch_threads
+
+    if not is_main_process():
+        progress, log = False, lambda _m: None
+    if narrative_type not in NARRATIVE_TYPES:
+        raise ValueError(
+            f"unknown narrative type '{narrative_type}' (one of {', '.join(NARRATIVE_TYPES)})"
+        )
+    for name, value in (("--limit-users", limit_users), ("--limit-valid", limit_valid)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1")
+    hyper = hyper or Hyperparameters()
+    hyper.check()
+    partition = partition or UserPartition()
+    prompt_config = NarratorConfig.from_options(
+        {"max_history": max_history, "max_field_chars": max_field_chars}
+    )
+    plugins = get_plugin_manager()
+    entry = plugins.get("narrator_trainer", trainer)
+    out_dir = Path(out).expanduser()
+    _check_out_dir(out_dir)
+    if threads is not None:
+        set_torch_threads(threads)
+    ds = resolve_dataset(dataset, data_dir, plugins)
+    train, valid, counts = build_pairs(
+        ds,
+        narrative_type,
+        partition,
+        prompt_config,
+        limit_train=limit_users,
+        limit_valid=limit_valid,
+    )
+    log(
+        f"dataset {ds.name}: users with a '{narrative_type}' reference per bucket {counts}; "
+        f"fine-tuning on {len(train)} train / {len(valid)} valid users"
+    )
+    spec = FinetuneSpec(
+        base_model=base_model,
+        out_dir=out_dir,
+        narrative_type=narrative_type,
+        system=SYSTEM_PROMPT,
+        train=train,
+        valid=valid,
+        hyper=hyper,
+        seed=seed,
+        manifest={
+            "trainer": trainer,
+            "base_model": base_model,
+            "narrative_type": narrative_type,
+            "dataset": {"name": ds.name, "fingerprint": ds.fingerprint, "users": len(ds.users)},
+            "partition": {
+                "method": PARTITION_METHOD,
+                "salt": partition.salt,
+                "heldout_fraction": partition.heldout_fraction,
+                "valid_fraction": partition.valid_fraction,
+                "users": counts,
+                "used": {"train": len(train), "valid": len(valid)},
+            },
+            "prompt": {
+                "version": PROMPT_VERSION,
+                "system": SYSTEM_PROMPT,
+                "max_history": prompt_config.max_history,
+                "max_field_chars": prompt_config.max_field_chars,
+                "condition": "target",
+            },
+            "seed": seed,
+        },
+    )
+    raw = entry.factory(spec, log=log, progress=progress)
+    return FinetuneManifest.model_validate(raw)
+
+
+__all__ = [
+    "BUCKETS",
+    "LOG_FILE",
+    "MANIFEST_FILE",
+    "FinetuneManifest",
+    "FinetuneSpec",
+    "Hyperparameters",
+    "Pair",
+    "UserPartition",
+    "build_pairs",
+    "finetune",
+    "finetuned_narrator",
+    "is_main_process",
+    "manifest_sha256",
+    "read_manifest",
+]
