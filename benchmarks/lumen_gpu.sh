@@ -14,7 +14,10 @@
 #
 # Environment knobs (defaults in brackets): BACKBONE [google/gemma-2b], DATASET [mini],
 # NARRATIVE [product_endorsement], MICRO [8], BATCH [512], LR [1e-5], ITEM_LR [1e-3],
-# MAX_STEPS [10000], EVAL_EVERY [200], EPOCHS [100], LIMIT [all test users], OUT [results-gpu].
+# MAX_STEPS [10000], EVAL_EVERY [200], EPOCHS [100], LIMIT [all test users], OUT [results-gpu],
+# DEVICE [cuda], MIXED [bf16], EXTRA [more `--set key=value` words, e.g. "valid_examples=50"].
+# `DEVICE=cpu MIXED=no BACKBONE=smollm2 MAX_STEPS=2 ...` runs the same path on a CPU machine
+# (tests/test_lumen_gpu_script.py does so with a tiny random backbone).
 # The paper's full fine-tuning is spelt out (train_layers=-1: whole backbone; the item table
 # trains; the paper's item block; one item target per prefix), so CPU presets never leak in.
 # One process only: with several processes every one would also evaluate and write the result.
@@ -31,20 +34,25 @@ MAX_STEPS=${MAX_STEPS:-10000}
 EVAL_EVERY=${EVAL_EVERY:-200}
 EPOCHS=${EPOCHS:-100}
 OUT=${OUT:-results-gpu}
+DEVICE=${DEVICE:-cuda}
+MIXED=${MIXED:-bf16}
+EXTRA_ARGS=()
+for kv in ${EXTRA:-}; do EXTRA_ARGS+=(--set "$kv"); done
 LIMIT_ARGS=()
 if [[ -n "${LIMIT:-}" ]]; then LIMIT_ARGS=(--limit "$LIMIT"); fi
 
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-accelerate launch --num_processes 1 --mixed_precision bf16 -m regen_bench.cli run \
+accelerate launch --num_processes 1 --num_machines 1 --dynamo_backend no \
+    --mixed_precision "$MIXED" -m regen_bench.cli run \
     --model lumen --task conversational --narrative "$NARRATIVE" --dataset "$DATASET" \
     --output "$OUT" "${LIMIT_ARGS[@]}" \
-    --set backbone="$BACKBONE" --set device=cuda \
+    --set backbone="$BACKBONE" --set device="$DEVICE" \
     --set batch_size="$BATCH" --set micro_batch="$MICRO" \
     --set lr="$LR" --set item_lr="$ITEM_LR" --set epochs="$EPOCHS" \
     --set max_steps="$MAX_STEPS" --set eval_every="$EVAL_EVERY" --set patience=5 \
     --set train_layers=-1 --set train_item_emb=true --set fields=full --set item_loss=last \
-    --set save_dir="$OUT/lumen-checkpoint"
+    --set save_dir="$OUT/lumen-checkpoint" "${EXTRA_ARGS[@]}"
 echo "wall time: $(( $(date +%s) - start )) s"
 
 python - "$OUT" "$NARRATIVE" <<'EOF'
