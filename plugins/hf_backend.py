@@ -26,6 +26,7 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from regen_bench import hookimpl
@@ -170,7 +171,12 @@ class HFBackend:
         schema_in_prompt: bool = True,
     ):
         import torch
-        from regen_bench_plugins.local_models import is_local_model_ref, resolve_local_model
+        from regen_bench_plugins.local_models import (
+            ALIASES,
+            folder_fingerprint,
+            is_local_model_ref,
+            resolve_local_model,
+        )
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in _DTYPES:
@@ -246,6 +252,9 @@ class HFBackend:
             else self.model
         )
         self.source = source
+        if self.model not in ALIASES and Path(source).is_dir():
+            # A user's own folder may be retrained in place: key cached answers to its files.
+            self.cache_extra += f";weights={folder_fingerprint(source)}"
         self._torch = torch
         tok = AutoTokenizer.from_pretrained(source)
         tok.padding_side = "left"  # generation continues from the right end of every row

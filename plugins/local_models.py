@@ -117,6 +117,18 @@ def convert_gguf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     return out_dir
 
 
+def folder_fingerprint(folder: str | os.PathLike[str]) -> str:
+    """A short tag of a model folder's files (name, size, mtime): weights retrained into the
+    same folder get a new tag, so answers cached for the old weights are not reused. Stat-based
+    rather than a content hash: hashing gigabytes of weights on every start would be slow."""
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).iterdir()):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
 def resolve_local_model(
     name_or_path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None
 ) -> Path:
@@ -156,6 +168,7 @@ __all__ = [
     "ALIASES",
     "ENV_CACHE",
     "convert_gguf",
+    "folder_fingerprint",
     "is_local_model_ref",
     "models_dir",
     "resolve_local_model",

@@ -5,6 +5,7 @@ the schema left out of the prompt. Tiny random Llamas built offline (fixtures of
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,11 @@ def test_schema_in_prompt_false_sends_the_prompt_alone(tiny_model_dir: Path) -> 
 
 
 def test_options_separate_cache_keys(tiny_model_dir: Path) -> None:  # noqa: F811
+    from regen_bench_plugins.local_models import folder_fingerprint
+
+    weights = f";weights={folder_fingerprint(tiny_model_dir)}"
     default = hf_backend_cache(tiny_model_dir).cache_extra
-    assert default == "dtype=float32"  # unchanged: older caches stay valid
+    assert default == "dtype=float32" + weights
     tuned = hf(
         tiny_model_dir,
         repetition_penalty=1.2,
@@ -169,5 +173,19 @@ def test_options_separate_cache_keys(tiny_model_dir: Path) -> None:  # noqa: F81
     ).cache_extra
     assert tuned == (
         "dtype=float32;repetition_penalty=1.2;no_repeat_ngram_size=4;"
-        "no_copy_ngram_size=8;schema_in_prompt=false"
+        "no_copy_ngram_size=8;schema_in_prompt=false" + weights
     )
+
+
+def test_retrained_folder_gets_a_new_cache_key(tiny_model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Weights rewritten in place must not be answered from the old weights' cache."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    before = hf(folder).cache_extra
+    assert hf(folder).cache_extra == before  # same files, same key
+    weights = next(folder.glob("*.safetensors"))
+    st = weights.stat()  # "retrained": the weights file is written again later
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert hf(folder).cache_extra != before
