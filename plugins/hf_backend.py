@@ -133,6 +133,25 @@ class _AnswerLogits:
         return scores
 
 
+def render_prompt(tokenizer: Any, system: str, prompt: str, use_chat_template: bool) -> str:
+    """The text a causal LM is fed for a (system, user) turn: the tokenizer's chat template with
+    a generation prompt, or plain text. Fine-tuning uses it too, so training and inference see
+    the same text."""
+    if not use_chat_template:
+        return f"{system}\n\n{prompt}\n" if system else f"{prompt}\n"
+    messages = [{"role": "user", "content": prompt}]
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception:  # some templates refuse a system turn: fold it into the user turn
+        merged = f"{system}\n\n{prompt}" if system else prompt
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": merged}], tokenize=False, add_generation_prompt=True
+        )
+    return str(text)
+
+
 class HFBackend:
     """Local generation with ``transformers``.
 
@@ -279,21 +298,7 @@ class HFBackend:
     def render(self, request: LLMRequest) -> str:
         """The exact text fed to the model for ``request``."""
         user = request.prompt_with_schema() if self.schema_in_prompt else request.prompt
-        if not self.use_chat_template:
-            return f"{request.system}\n\n{user}\n" if request.system else f"{user}\n"
-        messages = [{"role": "user", "content": user}]
-        if request.system:
-            messages.insert(0, {"role": "system", "content": request.system})
-        try:
-            text = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        except Exception:  # some templates refuse a system turn: fold it into the user turn
-            merged = f"{request.system}\n\n{user}" if request.system else user
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": merged}], tokenize=False, add_generation_prompt=True
-            )
-        return str(text)
+        return render_prompt(self.tokenizer, request.system, user, self.use_chat_template)
 
     # -- generation ------------------------------------------------------------------------
     def complete(self, request: LLMRequest, *, timeout_s: float | None = None) -> LLMResponse:

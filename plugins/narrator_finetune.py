@@ -28,30 +28,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from regen_bench_plugins.hf_backend import render_prompt
+
 from regen_bench import hookimpl
 from regen_bench.finetune import LOG_FILE, MANIFEST_FILE, FinetuneSpec, Pair
 
 IGNORE_INDEX = -100
-
-
-def render_prompt(tokenizer: Any, system: str, prompt: str, use_chat_template: bool) -> str:
-    """The text the ``hf`` backend feeds the model (same rule as ``HFBackend.render``).
-
-    Kept in step with the backend by a test that compares both on the same tokenizer.
-    """
-    if not use_chat_template:
-        return f"{system}\n\n{prompt}\n" if system else f"{prompt}\n"
-    messages = [{"role": "user", "content": prompt}]
-    if system:
-        messages.insert(0, {"role": "system", "content": system})
-    try:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    except Exception:  # some templates refuse a system turn: fold it into the user turn
-        merged = f"{system}\n\n{prompt}" if system else prompt
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": merged}], tokenize=False, add_generation_prompt=True
-        )
-    return str(text)
 
 
 def encode_pair(

@@ -281,14 +281,15 @@ def build_pairs(
     reference narrative of ``narrative_type``. ``limit_*`` keep the first N of a bucket; the
     users left out are not used, but stay outside ``heldout`` (the rule never changes).
     """
-    buckets: dict[str, list[Pair]] = {b: [] for b in BUCKETS}
+    buckets: dict[str, list[Pair]] = {b: [] for b in BUCKETS if b != "heldout"}
+    counts = dict.fromkeys(BUCKETS, 0)
     for user in ds.users:
         reference = user.narratives.as_dict().get(narrative_type)
         if len(user) < MIN_INTERACTIONS or not reference or not reference.strip():
             continue
         bucket = partition.bucket(user.user_id)
+        counts[bucket] += 1
         if bucket == "heldout":
-            buckets[bucket].append(Pair(user.user_id, "", ""))  # counted, never used
             continue
         n = len(user) - 1
         prompt = build_prompt(
@@ -301,7 +302,6 @@ def build_pairs(
             prompt_config,
         )
         buckets[bucket].append(Pair(user.user_id, prompt, reference.strip()))
-    counts = {b: len(v) for b, v in buckets.items()}
     train = buckets["train"][:limit_train]
     valid = buckets["valid"][:limit_valid]
     if not train or not valid:

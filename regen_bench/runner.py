@@ -258,13 +258,13 @@ def _narrate(
     catalog = data.catalog
     top1 = [catalog.index[s["top_k"][0]] for s in samples]
     targets = [ex.target for ex in examples]
+    excluded: dict[int, str] = {}
+    ft_info: NarratorFinetune | None = None
     if model.generates_text:
         texts = list(model.generate(examples, narrative))
         if len(texts) != len(examples):
             raise RunError(f"model returned {len(texts)} narratives for {len(examples)} examples")
         errors: list[str | None] = [None] * len(texts)
-        excluded: dict[int, str] = {}
-        ft_info: NarratorFinetune | None = None
         narrated, usage = top1, {}
         condition: Literal["target", "top1"] = "top1"
         backend = llm_model = None
@@ -274,11 +274,10 @@ def _narrate(
         narrated = narrated_items(targets, top1, cfg.condition)
         by_user = {u.user_id: u for u in ds.users}
         cache = cfg.cache if cfg.cache is not None else cache_default
-        excluded, ft_info = {}, None
         if finetuned is not None:
+            # (A folder retrained in place never hits old answers: the hf backend's cache key
+            # carries a tag of the folder's files.)
             excluded, ft_info = _finetune_exclusions(examples, finetuned, cfg, ds)
-            if cfg.cache is None:  # a retrained folder at the same path must not hit old answers
-                cache = f"{cache_default}.{ft_info.manifest_sha256[:12]}"
             log(
                 f"fine-tuned narrator: {len(examples) - len(excluded)} held-out test users "
                 f"narrated and scored, {len(excluded)} left out (its train/valid users)"

@@ -56,6 +56,8 @@ def _numba_kernels() -> tuple[Callable[..., None], Callable[..., None]] | None:
     except ImportError:
         return None
 
+    # Two kernels rather than one with a flag: counting "<" as well costs ~40% more per pass
+    # (measured 0.44 s vs 0.64 s at Office scale) and is only needed when NaNs are possible.
     # int32 accumulators let LLVM vectorise the comparisons 16 lanes wide (int64 halves that);
     # a row longer than 2**31 items is sent to numpy by count_rows. cache=True keeps the
     # compiled code across processes (numba falls back to a user cache dir when the package
