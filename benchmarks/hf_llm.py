@@ -17,10 +17,10 @@ import platform
 import time
 
 import torch
-from regen_bench_plugins.hf_backend import HFBackend
-from regen_bench_plugins.local_models import models_dir, resolve_local_model
 
 from regen_bench.llm import LLMClient, LLMRequest
+from regen_bench_plugins.llm_backends.hf import HFBackend
+from regen_bench_plugins.llm_backends.local_models import models_dir, resolve_local_model
 
 SYSTEM = "You write short, concrete explanations of why a shopper bought a product."
 HISTORIES = [

@@ -1,7 +1,7 @@
 """regen-bench: the reference harness for the REGEN conversational recommendation benchmark."""
 
 from regen_bench.data import Catalog, Dataset, Item, UserSequence
-from regen_bench.hookspecs import hookimpl
+from regen_bench.hookspecs import Register, hookimpl
 from regen_bench.model import Model
 from regen_bench.tasks import TASKS, Example, TaskData, build_task
 
@@ -14,6 +14,7 @@ __all__ = [
     "Example",
     "Item",
     "Model",
+    "Register",
     "TaskData",
     "UserSequence",
     "__version__",

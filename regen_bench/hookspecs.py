@@ -17,6 +17,7 @@ Every hook receives a ``register`` callback. Registration is lazy: a plugin regi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import pluggy
 
@@ -24,8 +25,16 @@ PROJECT = "regen_bench"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-#: ``register(name, factory, **meta)`` as passed to every hook.
-Register = Callable[..., None]
+
+class Register(Protocol):
+    """The callback every hook receives: ``register(name, factory, **meta)``.
+
+    ``meta`` is the entry's explicit metadata (``summary`` for every kind; ``tasks`` and
+    ``generates_text`` for models). The harness reads metadata from here, never from the
+    factory object, so a factory may be any callable, e.g. a function that imports lazily.
+    """
+
+    def __call__(self, name: str, factory: Callable[..., Any], /, **meta: Any) -> None: ...
 
 
 @hookspec

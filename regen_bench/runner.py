@@ -423,7 +423,7 @@ def run(
         raise RunError(f"narrator.* options apply to the conversational task only, not '{task}'")
     entry = plugins.get("model", model)
     finetuned = None
-    if data.task.generates and not getattr(entry.factory, "generates_text", False):
+    if data.task.generates and not entry.meta.get("generates_text", False):
         # Fail before training, not after: the backend exists and takes these options.
         backend = plugins.get("llm_backend", narrator_cfg.backend)
         check_options(

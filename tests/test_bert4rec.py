@@ -15,9 +15,9 @@ from regen_bench.testing import successor_dataset
 
 pytest.importorskip("torch")
 
-from regen_bench_plugins import bert4rec
-from regen_bench_plugins.bert4rec import BERT4Rec
-from regen_bench_plugins.bert4rec_net import left_pad, mask_items
+from regen_bench_plugins.bert4rec import model as bert4rec
+from regen_bench_plugins.bert4rec.model import BERT4Rec
+from regen_bench_plugins.bert4rec.net import left_pad, mask_items
 
 N_ITEMS = 12
 #: A tiny, fast configuration (the defaults are sized for the mini data set).
@@ -205,11 +205,14 @@ def test_bad_options_raise_value_error(data: TaskData, bad: dict) -> None:
         BERT4Rec(data.catalog, **bad)
 
 
-def test_registered_for_sequential_and_critique() -> None:
+def test_registered_for_sequential_and_critique(data: TaskData) -> None:
     calls = []
-    bert4rec.register_models(lambda *a, **kw: calls.append((a, kw)))
+    import regen_bench_plugins.bert4rec as plugin
+
+    plugin.register_models(lambda *a, **kw: calls.append((a, kw)))
     [(args, meta)] = calls
-    assert args == ("bert4rec", BERT4Rec)
+    assert args[0] == "bert4rec"
+    assert isinstance(args[1](data.catalog), BERT4Rec)
     assert set(meta["tasks"]) == {"sequential", "critique"}
 
 

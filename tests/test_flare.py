@@ -21,10 +21,11 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import torch
-from regen_bench_plugins import flare
-from regen_bench_plugins.flare import FLARE
-from regen_bench_plugins.flare_net import PerceiverResampler
-from regen_bench_plugins.flare_text import TextEncoder, item_text
+
+from regen_bench_plugins.flare import model as flare
+from regen_bench_plugins.flare.model import FLARE
+from regen_bench_plugins.flare.net import PerceiverResampler
+from regen_bench_plugins.flare.text import TextEncoder, item_text
 
 N_ITEMS = 12
 CHEAPER = "Something cheaper, please."
@@ -228,9 +229,12 @@ def test_learns_to_follow_the_critique(data: TaskData, tiny_encoder: str) -> Non
 
 def test_registered_for_sequential_and_critique() -> None:
     calls = []
-    flare.register_models(lambda *a, **kw: calls.append((a, kw)))
+    import regen_bench_plugins.flare as plugin
+
+    plugin.register_models(lambda *a, **kw: calls.append((a, kw)))
     [(args, meta)] = calls
-    assert args == ("flare", FLARE) and set(meta["tasks"]) == {"sequential", "critique"}
+    assert args[0] == "flare" and set(meta["tasks"]) == {"sequential", "critique"}
+    assert callable(args[1]) and "FLARE" in args[1].__code__.co_names
 
 
 def test_module_import_does_not_import_torch() -> None:

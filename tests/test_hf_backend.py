@@ -26,7 +26,7 @@ PROMPTS = [
 
 
 def hf(model_dir: Path, **options: Any) -> Any:
-    from regen_bench_plugins.hf_backend import HFBackend
+    from regen_bench_plugins.llm_backends.hf import HFBackend
 
     return HFBackend(str(model_dir), device="cpu", **options)
 
@@ -159,7 +159,7 @@ def test_schema_in_prompt_false_sends_the_prompt_alone(tiny_model_dir: Path) -> 
 
 
 def test_options_separate_cache_keys(tiny_model_dir: Path) -> None:  # noqa: F811
-    from regen_bench_plugins.local_models import folder_fingerprint
+    from regen_bench_plugins.llm_backends.local_models import folder_fingerprint
 
     weights = f";weights={folder_fingerprint(tiny_model_dir)}"
     default = hf_backend_cache(tiny_model_dir).cache_extra

@@ -63,7 +63,7 @@ def byte_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def backend(model_dir: Path, batch_size: int = 1) -> Any:
-    from regen_bench_plugins.hf_backend import HFBackend
+    from regen_bench_plugins.llm_backends.hf import HFBackend
 
     return HFBackend(str(model_dir), device="cpu", batch_size=batch_size)
 
@@ -150,7 +150,7 @@ def test_sampled_answers_follow_the_schema_too(one_row: Any) -> None:
 def test_without_the_library_falls_back_with_one_warning(
     one_row: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import regen_bench_plugins.hf_backend as hf
+    import regen_bench_plugins.llm_backends.hf as hf
 
     monkeypatch.setitem(sys.modules, "lmformatenforcer", None)  # import now raises ImportError
     monkeypatch.setattr(hf, "_warned_no_enforcer", False)
@@ -164,7 +164,7 @@ def test_without_the_library_falls_back_with_one_warning(
 
 
 def test_bounded_integers_become_an_enum() -> None:
-    from regen_bench_plugins.hf_backend import _for_enforcer
+    from regen_bench_plugins.llm_backends.hf import _for_enforcer
 
     assert _for_enforcer(RATER_SCHEMA)["properties"]["veracity"]["enum"] == list(range(1, 8))
     exclusive = {"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 4}
@@ -217,6 +217,6 @@ SMOLLM2_PROMPTS = [
 
 
 def backend_smollm2() -> Any:
-    from regen_bench_plugins.hf_backend import HFBackend
+    from regen_bench_plugins.llm_backends.hf import HFBackend
 
     return HFBackend("smollm2", device="cpu", batch_size=5, num_threads=1)

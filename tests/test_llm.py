@@ -541,7 +541,10 @@ def test_smollm2_alias_writes_a_sentence() -> None:
 
 
 def test_resolve_local_model_errors(tmp_path: Path) -> None:
-    from regen_bench_plugins.local_models import is_local_model_ref, resolve_local_model
+    from regen_bench_plugins.llm_backends.local_models import (
+        is_local_model_ref,
+        resolve_local_model,
+    )
 
     with pytest.raises(FileNotFoundError, match=r"'nope' is not an offline alias \(smollm2, "):
         resolve_local_model("nope", cache_dir=tmp_path)

@@ -18,8 +18,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-from regen_bench_plugins.lumen import Lumen  # noqa: E402
-from regen_bench_plugins.lumen_prompt import ID_PREFIX, TEXT_PREFIX  # noqa: E402
+from regen_bench_plugins.lumen.model import Lumen  # noqa: E402
+from regen_bench_plugins.lumen.prompt import ID_PREFIX, TEXT_PREFIX  # noqa: E402
 
 TEXT = (
     "this is the summary of a user's purchase history . first next item is start id : title "

@@ -13,8 +13,8 @@ from tests.test_lumen import _dataset, _model, backbone_dir, one_thread  # noqa:
 
 torch = pytest.importorskip("torch")
 
-from regen_bench_plugins.lumen import DEFAULTS, PRESETS, Lumen  # noqa: E402
-from regen_bench_plugins.lumen_prompt import prompt_segments  # noqa: E402
+from regen_bench_plugins.lumen.model import DEFAULTS, PRESETS, Lumen  # noqa: E402
+from regen_bench_plugins.lumen.prompt import prompt_segments  # noqa: E402
 
 
 def _params(model: Lumen) -> dict[str, Any]:

@@ -190,9 +190,8 @@ def test_pairs_are_the_narrator_prompt_of_non_heldout_users(toy: Path) -> None:
 
 
 def test_labels_mask_the_prompt_and_match_the_backend(tiny_lm: Path) -> None:
-    from regen_bench_plugins.narrator_finetune import collate, encode_pair, render_prompt
-
     from regen_bench.llm import LLMRequest, make_client
+    from regen_bench_plugins.narrator_trainer import collate, encode_pair, render_prompt
 
     tok = transformers.AutoTokenizer.from_pretrained(tiny_lm)
     backend = make_client("hf", model=str(tiny_lm), device="cpu").backend
@@ -239,9 +238,8 @@ def _spec(toy: Path, tiny_lm: Path, out: Path, **hyper: Any) -> FinetuneSpec:
 def test_overfitting_a_handful_drops_the_valid_loss_and_the_folder_recites_it(
     toy: Path, tiny_lm: Path, tmp_path: Path
 ) -> None:
-    from regen_bench_plugins.narrator_finetune import train
-
     from regen_bench.llm import LLMRequest, make_client
+    from regen_bench_plugins.narrator_trainer import train
 
     spec = _spec(toy, tiny_lm, tmp_path / "a")
     manifest = train(spec, log=lambda _m: None, progress=False)

@@ -6,17 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from regen_bench_plugins.regen_release import (
-    ENV_DATA_DIR,
-    KAGGLE_DATASET,
-    ReleaseFileNotFoundError,
-    release_path,
-)
 
 from regen_bench.cli import main
 from regen_bench.data.regen import write_records
 from regen_bench.plugins import get_plugin_manager
 from regen_bench.results import load_result
+from regen_bench_plugins.datasets.regen_release import (
+    ENV_DATA_DIR,
+    KAGGLE_DATASET,
+    ReleaseFileNotFoundError,
+    release_path,
+)
 from tests.conftest import make_record
 
 

@@ -13,8 +13,8 @@ from regen_bench.testing import successor_dataset
 
 pytest.importorskip("torch")
 
-from regen_bench_plugins import sasrec
-from regen_bench_plugins.sasrec import SASRec
+from regen_bench_plugins.sasrec import model as sasrec
+from regen_bench_plugins.sasrec.model import SASRec
 
 N_ITEMS = 12
 #: A tiny, fast configuration (the defaults are sized for the mini data set).
@@ -118,7 +118,7 @@ def test_bce_loss_trains(data: TaskData) -> None:
 
 
 def test_negatives_avoid_the_users_items() -> None:
-    from regen_bench_plugins.sasrec_net import sample_negatives
+    from regen_bench_plugins.sasrec.net import sample_negatives
 
     rng = np.random.default_rng(0)
     seen = [np.array([1, 2, 3]), np.array([4])]
@@ -163,11 +163,14 @@ def test_bad_options_raise_value_error(data: TaskData, bad: dict) -> None:
         SASRec(data.catalog, **bad)
 
 
-def test_registered_for_sequential_and_critique() -> None:
+def test_registered_for_sequential_and_critique(data: TaskData) -> None:
     calls = []
-    sasrec.register_models(lambda *a, **kw: calls.append((a, kw)))
+    import regen_bench_plugins.sasrec as plugin
+
+    plugin.register_models(lambda *a, **kw: calls.append((a, kw)))
     [(args, meta)] = calls
-    assert args == ("sasrec", SASRec)
+    assert args[0] == "sasrec"
+    assert isinstance(args[1](data.catalog), SASRec)
     assert set(meta["tasks"]) == {"sequential", "critique"}
 
 
@@ -181,6 +184,6 @@ def test_module_import_does_not_import_torch() -> None:
 
 def test_missing_torch_gives_install_hint(data: TaskData, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
-    monkeypatch.delitem(sys.modules, "regen_bench_plugins.sasrec_net", raising=False)
+    monkeypatch.delitem(sys.modules, "regen_bench_plugins.sasrec.net", raising=False)
     with pytest.raises(ImportError, match=r"pip install torch==2\.13\.0"):
         SASRec(data.catalog)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from regen_bench import hookimpl
+from regen_bench import Register, hookimpl
 from regen_bench.llm import LLMRequest
 from regen_bench.rating import NARRATIVE_FIELDS, Scores, Subject
 
@@ -217,7 +217,7 @@ class CritiqueRater(_Base):
 
 
 @hookimpl
-def register_raters(register: Any) -> None:
+def register_raters(register: Register) -> None:
     register(
         "narrative",
         NarrativeRater,

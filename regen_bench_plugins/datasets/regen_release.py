@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from regen_bench import hookimpl
+from regen_bench import Register, hookimpl
 
 ENV_DATA_DIR = "REGEN_BENCH_DATA"
 KAGGLE_DATASET = "googleai/regen-reviews-enhanced-with-generative-narratives"
@@ -88,6 +88,6 @@ def _factory(name: str) -> Any:
 
 
 @hookimpl
-def register_datasets(register: Any) -> None:
+def register_datasets(register: Register) -> None:
     for name, summary in RELEASES.items():
         register(name, _factory(name), summary=summary)

@@ -18,7 +18,7 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-from regen_bench import hookimpl
+from regen_bench import Register, hookimpl
 from regen_bench.llm import (
     BackendError,
     LLMRequest,
@@ -147,7 +147,7 @@ class OpenAIBackend:
 
 
 @hookimpl
-def register_llm_backends(register: Any) -> None:
+def register_llm_backends(register: Register) -> None:
     register(
         "openai",
         OpenAIBackend,

@@ -1,8 +1,8 @@
 """``hf`` LLM backend: a local transformers causal LM, batched, greedy by default.
 
 ``model`` is a hub id (on a machine that can download), a local checkpoint folder, a ``.gguf``
-file, or an offline alias (``smollm2``, ``gemma3-270m``; see
-:mod:`regen_bench_plugins.local_models`). Prompts go through the tokenizer's chat template when
+file, or an offline alias (``smollm2``, ``gemma3-270m``; see the sibling
+module ``local_models``). Prompts go through the tokenizer's chat template when
 it has one. Batches are left-padded so every row continues from its last real token; greedy
 answers do not depend on the batch they were in. Sampled requests (``temperature > 0``) run one
 at a time under their own seed so they are reproducible too. ``timeout_s`` is not applied: a
@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from regen_bench import hookimpl
+from regen_bench import Register, hookimpl
 from regen_bench.llm import BackendError, LLMRequest, LLMResponse
 
 log = logging.getLogger(__name__)
@@ -190,13 +190,14 @@ class HFBackend:
         schema_in_prompt: bool = True,
     ):
         import torch
-        from regen_bench_plugins.local_models import (
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from regen_bench_plugins.llm_backends.local_models import (
             ALIASES,
             folder_fingerprint,
             is_local_model_ref,
             resolve_local_model,
         )
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in _DTYPES:
             raise ValueError(
@@ -462,7 +463,7 @@ class HFBackend:
 
 
 @hookimpl
-def register_llm_backends(register: Any) -> None:
+def register_llm_backends(register: Register) -> None:
     register(
         "hf",
         HFBackend,

@@ -4,9 +4,9 @@ The paper's LUMEN (section 4.2.2, Figure 5b) over any transformers causal LM:
 
 - an extra **item vocabulary**: one randomly initialised embedding per catalog item (a single
   ID token) and an item output head trained with softmax over the catalog, kept separate from
-  the text vocabulary (:mod:`regen_bench_plugins.lumen_net`);
+  the text vocabulary (:mod:`regen_bench_plugins.lumen.net`);
 - the paper's **prompt** with an item slot wherever an item id appears, target ``ID: [item]
-  Text: <narrative>`` (:mod:`regen_bench_plugins.lumen_prompt`); item slots are filled with the
+  Text: <narrative>`` (:mod:`regen_bench_plugins.lumen.prompt`); item slots are filled with the
   item embeddings (``inputs_embeds``); loss = item cross-entropy at the ID position + token
   cross-entropy on the narrative (``text_weight`` weighs the second);
 - **decoding** (``generate``): the prompt ends with the forced ``ID:``; that step is taken in
@@ -79,11 +79,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from regen_bench_plugins.options import coerce_option
 
-from regen_bench import Catalog, Example, Model, UserSequence, hookimpl
+from regen_bench import Catalog, Example, Model, UserSequence
 from regen_bench.data.schema import NARRATIVE_TYPES
 from regen_bench.metrics.ranking import metrics_from_counts, rank_counts
+from regen_bench_plugins.torchrec.options import coerce_option
 
 FORMAT_VERSION = 1
 META_FILE = "lumen.json"
@@ -297,10 +297,14 @@ class Lumen(Model):
 
     def _build(self, checkpoint: Path | None) -> None:
         import torch
-        from regen_bench_plugins.local_models import is_local_model_ref, resolve_local_model
-        from regen_bench_plugins.lumen_net import LumenNet
-        from regen_bench_plugins.lumen_prompt import PromptEncoder
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from regen_bench_plugins.llm_backends.local_models import (
+            is_local_model_ref,
+            resolve_local_model,
+        )
+        from regen_bench_plugins.lumen.net import LumenNet
+        from regen_bench_plugins.lumen.prompt import PromptEncoder
 
         self._torch = torch
         opts = self.opts
@@ -358,7 +362,7 @@ class Lumen(Model):
         critiques: Sequence[str | None],
         next_critique: str | None,
     ) -> list[str | int]:
-        from regen_bench_plugins.lumen_prompt import prompt_segments
+        from regen_bench_plugins.lumen.prompt import prompt_segments
 
         return prompt_segments(
             self.catalog,
@@ -644,7 +648,7 @@ class Lumen(Model):
         self, ex: Example, max_new_tokens: int | None = None
     ) -> tuple[np.ndarray, list[tuple[str, int]]]:
         """Catalog scores and the decoding steps (``("item", i)`` / ``("text", tok)``)."""
-        from regen_bench_plugins.lumen_prompt import TEXT_PREFIX
+        from regen_bench_plugins.lumen.prompt import TEXT_PREFIX
 
         self.net.eval()
         ids, mask, items = self._prompt_tensors(ex)
@@ -732,7 +736,7 @@ class Lumen(Model):
         return out
 
     def config(self) -> dict[str, Any]:
-        from regen_bench_plugins.lumen_prompt import PROMPT_VERSION
+        from regen_bench_plugins.lumen.prompt import PROMPT_VERSION
 
         return {
             **copy.deepcopy(self.opts),
@@ -743,13 +747,3 @@ class Lumen(Model):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
-
-
-@hookimpl
-def register_models(register: Any) -> None:
-    register(
-        "lumen",
-        Lumen,
-        tasks=("sequential", "critique", "conversational"),
-        summary="LUMEN: one LLM with an item vocabulary; recommends and writes the narrative",
-    )

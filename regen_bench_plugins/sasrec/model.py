@@ -62,10 +62,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from regen_bench_plugins.batched_eval import batched_scores, batched_valid_ndcg
-from regen_bench_plugins.options import coerce_option
 
-from regen_bench import Catalog, Example, Model, UserSequence, hookimpl
+from regen_bench import Catalog, Example, Model, UserSequence
+from regen_bench_plugins.torchrec.options import coerce_option
+from regen_bench_plugins.torchrec.scoring import batched_scores, batched_valid_ndcg
 
 TORCH_HINT = "sasrec needs torch: pip install torch==2.13.0"
 
@@ -94,7 +94,8 @@ def _import_torch() -> tuple[Any, Any]:
     """torch and the network module, or an ImportError that says how to install torch."""
     try:
         import torch
-        from regen_bench_plugins import sasrec_net
+
+        from regen_bench_plugins.sasrec import net as sasrec_net
     except ImportError as exc:
         if (exc.name or "").split(".")[0] == "torch":
             raise ImportError(TORCH_HINT) from None
@@ -297,13 +298,3 @@ class SASRec(Model):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
-
-
-@hookimpl
-def register_models(register: Any) -> None:
-    register(
-        "sasrec",
-        SASRec,
-        tasks=("sequential", "critique"),
-        summary="SASRec self-attentive sequential recommender (2018); ignores critiques",
-    )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from regen_bench import hookimpl
+from regen_bench import Register, hookimpl
 
 
 def mini_path(data_dir: str | None = None) -> Path:
@@ -16,7 +15,7 @@ def mini_path(data_dir: str | None = None) -> Path:
 
 
 @hookimpl
-def register_datasets(register: Any) -> None:
+def register_datasets(register: Register) -> None:
     register(
         "mini",
         mini_path,

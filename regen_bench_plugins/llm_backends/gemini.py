@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from regen_bench import hookimpl
+from regen_bench import Register, hookimpl
 from regen_bench.llm import (
     BackendError,
     LLMRequest,
@@ -139,5 +139,5 @@ class GeminiBackend:
 
 
 @hookimpl
-def register_llm_backends(register: Any) -> None:
+def register_llm_backends(register: Register) -> None:
     register("gemini", GeminiBackend, summary="Google Gemini API (google-genai SDK)")

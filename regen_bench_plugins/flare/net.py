@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from regen_bench_plugins.bert4rec_net import LN_EPS, SequenceEncoder, init_weights
 from torch import nn
+
+from regen_bench_plugins.bert4rec.net import LN_EPS, SequenceEncoder, init_weights
 
 
 class ResamplerLayer(nn.Module):

@@ -4,7 +4,7 @@ A prompt is built as *segments*: text pieces and item slots. Every item id in th
 (``START ID: ID_TOKEN Title: ...``) is one slot; the tokenizer never sees item ids, so the text
 vocabulary and the item vocabulary stay separate. Text pieces are tokenized one by one (without
 special tokens) and concatenated; a slot takes one position, filled with a placeholder token id
-that the network replaces by the item's embedding (see :mod:`regen_bench_plugins.lumen_net`).
+that the network replaces by the item's embedding (see :mod:`regen_bench_plugins.lumen.net`).
 
 Layout (``max_history`` most recent purchases, fields clipped to ``max_field_chars``)::
 

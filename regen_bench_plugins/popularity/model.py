@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from regen_bench import Catalog, Example, Model, UserSequence, hookimpl
+from regen_bench import Catalog, Example, Model, UserSequence
 
 
 class Popularity(Model):
@@ -26,13 +26,3 @@ class Popularity(Model):
 
     def score(self, examples: Sequence[Example]) -> np.ndarray:
         return np.broadcast_to(self.counts, (len(examples), len(self.counts))).copy()
-
-
-@hookimpl
-def register_models(register: Any) -> None:
-    register(
-        "popularity",
-        Popularity,
-        tasks=("sequential", "critique"),
-        summary="most bought items in the training split (non-personalised baseline)",
-    )

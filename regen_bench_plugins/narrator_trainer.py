@@ -28,10 +28,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from regen_bench_plugins.hf_backend import render_prompt
-
-from regen_bench import hookimpl
+from regen_bench import Register, hookimpl
 from regen_bench.finetune import LOG_FILE, MANIFEST_FILE, FinetuneSpec, Pair
+from regen_bench_plugins.llm_backends.hf import render_prompt
 
 IGNORE_INDEX = -100
 
@@ -78,7 +77,10 @@ def _version(dist: str) -> str | None:
 
 def _resolve_base(name: str) -> str:
     """Offline aliases and .gguf files become safetensors folders; hub ids pass through."""
-    from regen_bench_plugins.local_models import is_local_model_ref, resolve_local_model
+    from regen_bench_plugins.llm_backends.local_models import (
+        is_local_model_ref,
+        resolve_local_model,
+    )
 
     return str(resolve_local_model(name)) if is_local_model_ref(name) else name
 
@@ -366,7 +368,7 @@ def _train(
 
 
 @hookimpl
-def register_narrator_trainers(register: Any) -> None:
+def register_narrator_trainers(register: Register) -> None:
     register(
         "hf",
         train,

@@ -1,0 +1,1 @@
+"""First-party datasets: the embedded ``mini`` world and the REGEN release files."""

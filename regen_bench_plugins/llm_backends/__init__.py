@@ -1,0 +1,1 @@
+"""First-party LLM backends: OpenAI-compatible, Gemini, local transformers."""

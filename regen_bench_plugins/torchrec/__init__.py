@@ -1,0 +1,1 @@
+"""What the first-party torch recommenders share: options, batched scoring."""
