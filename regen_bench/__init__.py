@@ -3,6 +3,7 @@
 from regen_bench.data import Catalog, Dataset, Item, UserSequence
 from regen_bench.hookspecs import Register, hookimpl
 from regen_bench.model import Model
+from regen_bench.plugins import lazy
 from regen_bench.tasks import TASKS, Example, TaskData, build_task
 
 __version__ = "0.1.0"
@@ -20,4 +21,5 @@ __all__ = [
     "__version__",
     "build_task",
     "hookimpl",
+    "lazy",
 ]

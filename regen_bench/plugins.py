@@ -8,6 +8,7 @@ that fails to import or to register is reported (``regen-bench plugins``) and sk
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import traceback
 from collections.abc import Callable
@@ -65,6 +66,24 @@ class PluginInfo:
     distribution: str = ""
     registered: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+
+
+def lazy(target: str) -> Callable[..., Any]:
+    """A factory that imports ``"package.module:Name"`` only when it is called.
+
+    Registering ``lazy("my_pkg.model:MyModel")`` keeps heavy imports (torch, transformers) out
+    of plugin loading, so ``regen-bench plugins`` and ``--help`` stay fast.
+    """
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"lazy target must look like 'package.module:Name', got {target!r}")
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+
+    factory.__qualname__ = factory.__name__ = f"lazy({target})"
+    factory.target = target  # type: ignore[attr-defined]
+    return factory
 
 
 def _env_strict() -> bool:

@@ -1,26 +1,18 @@
 """BERT4Rec (2019) as a regen-bench model plugin.
 
-Only the hook lives here: the model (and torch) is imported when the factory is called.
+Only the hook lives here: the model module (and torch) is imported when a model is built.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from regen_bench import Catalog, Model, Register, hookimpl
-
-
-def _factory(catalog: Catalog, **config: Any) -> Model:
-    from regen_bench_plugins.bert4rec.model import BERT4Rec
-
-    return BERT4Rec(catalog, **config)
+from regen_bench import Register, hookimpl, lazy
 
 
 @hookimpl
 def register_models(register: Register) -> None:
     register(
         "bert4rec",
-        _factory,
+        lazy("regen_bench_plugins.bert4rec.model:BERT4Rec"),
         tasks=("sequential", "critique"),
         summary="BERT4Rec bidirectional masked-item recommender (2019); ignores critiques",
     )
