@@ -22,7 +22,7 @@ import torch
 
 from regen_bench.metrics import mean_metrics, metrics_from_counts, score_and_count
 from regen_bench.metrics.counting import compiled_available, numpy_counting
-from regen_bench.metrics.ranking import _MIN_CHUNK_ROWS, DEFAULT_CHUNK_ELEMENTS, _run_workers
+from regen_bench.metrics.scoring import _MIN_CHUNK_ROWS, DEFAULT_CHUNK_ELEMENTS, _run_workers
 
 
 def chunks(n: int, size: int) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ import time
 import torch
 
 from regen_bench.plugins import get_plugin_manager
-from regen_bench.runner import resolve_dataset
+from regen_bench.resolve import resolve_dataset
 from regen_bench.tasks import build_task
 
 

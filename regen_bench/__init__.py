@@ -3,6 +3,7 @@
 from regen_bench.data import Catalog, Dataset, Item, UserSequence
 from regen_bench.hookspecs import Register, hookimpl
 from regen_bench.model import Model
+from regen_bench.options import ModelOptions, parse_options
 from regen_bench.plugins import lazy
 from regen_bench.tasks import TASKS, Example, TaskData, build_task
 
@@ -15,6 +16,7 @@ __all__ = [
     "Example",
     "Item",
     "Model",
+    "ModelOptions",
     "Register",
     "TaskData",
     "UserSequence",
@@ -22,4 +24,5 @@ __all__ = [
     "build_task",
     "hookimpl",
     "lazy",
+    "parse_options",
 ]

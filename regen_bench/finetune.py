@@ -1,4 +1,4 @@
-"""Fine-tuning a narrator: the user partition, the training pairs and the manifest.
+"""Fine-tuning a narrator: the training pairs, the trainer's input and the run that writes it.
 
 REGEN narratives are per user and describe the user's *last* purchase, which is also the test
 target of the leave-one-out split. A narrator fine-tuned on a user's narrative has therefore seen
@@ -13,63 +13,46 @@ their id into three buckets that do not depend on the data, the order of users o
 A pair is (the narrator's prompt for the user's last purchase, the reference narrative): exactly
 the prompt :func:`regen_bench.narrator.build_prompt` writes at inference with
 ``condition=target``. The training itself (torch, transformers, Accelerate) lives in a
-``narrator_trainer`` plugin; this module prepares its input and checks its output.
+``narrator_trainer`` plugin; this module prepares its input and checks its output. The
+partition rule and the manifest of a fine-tuned folder live in
+:mod:`regen_bench.finetune_manifest` (a run reads them without this module) and are re-exported
+here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any, Literal, TypeAlias
 
 from regen_bench.data.dataset import Dataset
+from regen_bench.data.schema import NARRATIVE_TYPES
+from regen_bench.finetune_manifest import (
+    BUCKETS,
+    DEFAULT_SALT,
+    MANIFEST_FILE,
+    PARTITION_METHOD,
+    CurvePoint,
+    FinetuneManifest,
+    PartitionInfo,
+    PromptInfo,
+    UserPartition,
+    finetuned_narrator,
+    manifest_sha256,
+    read_manifest,
+)
 from regen_bench.narrator import PROMPT_VERSION, SYSTEM_PROMPT, NarratorConfig, build_prompt
+from regen_bench.plugins import get_plugin_manager
+from regen_bench.resolve import resolve_dataset
 from regen_bench.tasks import MIN_INTERACTIONS
+from regen_bench.threads import set_torch_threads
 
-MANIFEST_FILE = "narrator-finetune.json"
 LOG_FILE = "finetune-log.jsonl"
-MANIFEST_KIND: Literal["regen-bench narrator fine-tune"] = "regen-bench narrator fine-tune"
-BUCKETS: tuple[str, ...] = ("train", "valid", "heldout")
-DEFAULT_SALT = "regen-narrator-v1"
-PARTITION_METHOD = "sha256(salt + '\\0' + user_id), first 8 bytes / 2**64"
-
-
-@dataclass(frozen=True)
-class UserPartition:
-    """Deterministic user buckets: hash u in [0, 1): u < heldout -> heldout, then valid, train."""
-
-    salt: str = DEFAULT_SALT
-    heldout_fraction: float = 0.5
-    valid_fraction: float = 0.05
-
-    def __post_init__(self) -> None:
-        for name in ("heldout_fraction", "valid_fraction"):
-            value = getattr(self, name)
-            if not 0 < value < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be in (0, 1), got {value}")
-        if self.heldout_fraction + self.valid_fraction >= 1:
-            raise ValueError(
-                "heldout-fraction + valid-fraction must be below 1 (nothing left to train on), "
-                f"got {self.heldout_fraction} + {self.valid_fraction}"
-            )
-
-    def position(self, user_id: str) -> float:
-        """The user's hash position in [0, 1)."""
-        digest = hashlib.sha256(f"{self.salt}\0{user_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
-
-    def bucket(self, user_id: str) -> str:
-        """``heldout``, ``valid`` or ``train``."""
-        u = self.position(user_id)
-        if u < self.heldout_fraction:
-            return "heldout"
-        return "valid" if u < self.heldout_fraction + self.valid_fraction else "train"
+DEFAULT_BASE_MODEL = "smollm2"
+DEFAULT_TRAINER = "hf"
+MixedPrecision: TypeAlias = Literal["auto", "no", "bf16", "fp16"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +81,7 @@ class Hyperparameters:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     #: auto: bf16 on a GPU that supports it, else full precision (CPU: always "no").
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    mixed_precision: MixedPrecision = "auto"
     cpu: bool = False
 
     def check(self) -> None:
@@ -133,129 +116,6 @@ class FinetuneSpec:
     hyper: Hyperparameters
     seed: int
     manifest: dict[str, Any] = field(default_factory=dict)
-
-
-# -- the manifest -------------------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class PartitionInfo(_Strict):
-    method: str
-    salt: str
-    heldout_fraction: float = Field(gt=0, lt=1)
-    valid_fraction: float = Field(gt=0, lt=1)
-    #: Users of the dataset per bucket (those with enough purchases and a reference).
-    users: dict[str, int]
-    #: Users whose pairs were actually used (``--limit-users`` / ``--limit-valid`` cap them).
-    used: dict[str, int]
-
-    def rule(self) -> UserPartition:
-        return UserPartition(self.salt, self.heldout_fraction, self.valid_fraction)
-
-
-class PromptInfo(_Strict):
-    version: int
-    system: str
-    max_history: int = Field(ge=1)
-    max_field_chars: int = Field(ge=1)
-    condition: Literal["target"] = "target"
-    chat_template: bool
-
-
-class CurvePoint(_Strict):
-    step: int = Field(ge=0)
-    epoch: float = Field(ge=0)
-    train_loss: float | None
-    valid_loss: float
-    elapsed_s: float = Field(ge=0)
-
-
-class FinetuneManifest(_Strict):
-    """``narrator-finetune.json``: how a fine-tuned narrator folder was made."""
-
-    schema_version: Literal[1] = 1
-    kind: Literal["regen-bench narrator fine-tune"] = MANIFEST_KIND
-    created: str
-    trainer: str
-    base_model: str
-    base_source: str
-    narrative_type: str
-    dataset: dict[str, Any]
-    partition: PartitionInfo
-    prompt: PromptInfo
-    hyperparameters: dict[str, Any]
-    seed: int
-    versions: dict[str, str | None]
-    environment: dict[str, Any]
-    pairs: dict[str, int]
-    curve: list[CurvePoint]
-    best_step: int = Field(ge=0)
-    best_valid_loss: float
-    stopped: str
-    train_s: float = Field(ge=0)
-
-
-def read_manifest(folder: str | os.PathLike[str]) -> FinetuneManifest | None:
-    """The manifest of a fine-tuned narrator folder; None if ``folder`` has none.
-
-    A manifest that exists but is invalid raises ValueError naming the file and field.
-    """
-    path = Path(folder) / MANIFEST_FILE
-    if not path.is_file():
-        return None
-    try:
-        return FinetuneManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise ValueError(f"{path}: field '{where}': {first['msg']}") from None
-
-
-def manifest_sha256(folder: str | os.PathLike[str]) -> str:
-    return hashlib.sha256((Path(folder) / MANIFEST_FILE).read_bytes()).hexdigest()
-
-
-def finetuned_narrator(
-    cfg: NarratorConfig, explicit: dict[str, Any], narrative_type: str
-) -> tuple[NarratorConfig, FinetuneManifest | None]:
-    """When the narrator's ``model`` is a fine-tuned folder: its manifest and matching prompt.
-
-    The prompt settings the narrator was trained with are adopted unless given explicitly
-    (``explicit``: the ``narrator.*`` options of the run); a different value, another narrative
-    type or prompt version is an error (the narrator would be asked something it never saw).
-    """
-    model = cfg.backend_options.get("model")
-    if not isinstance(model, str) or not Path(model).expanduser().is_dir():
-        return cfg, None
-    manifest = read_manifest(Path(model).expanduser())
-    if manifest is None:
-        return cfg, None
-    where = f"fine-tuned narrator {model}"
-    if manifest.narrative_type != narrative_type:
-        raise ValueError(
-            f"{where} was trained for '{manifest.narrative_type}' narratives, this run asks "
-            f"for '{narrative_type}'"
-        )
-    if manifest.prompt.version != PROMPT_VERSION:
-        raise ValueError(
-            f"{where} was trained on prompt v{manifest.prompt.version}, the narrator writes "
-            f"v{PROMPT_VERSION}: fine-tune it again"
-        )
-    updates: dict[str, int] = {}
-    for key in ("max_history", "max_field_chars"):
-        trained = getattr(manifest.prompt, key)
-        if key in explicit and explicit[key] != trained:
-            raise ValueError(
-                f"narrator.{key}={explicit[key]} differs from the prompt {where} was trained "
-                f"with ({key}={trained}); leave it unset"
-            )
-        updates[key] = trained
-    return replace(cfg, **updates), manifest  # type: ignore[arg-type]
 
 
 def is_main_process() -> bool:
@@ -331,13 +191,13 @@ def finetune(
     narrative_type: str,
     out: str | os.PathLike[str],
     *,
-    base_model: str = "smollm2",
-    trainer: str = "hf",
+    base_model: str = DEFAULT_BASE_MODEL,
+    trainer: str = DEFAULT_TRAINER,
     partition: UserPartition | None = None,
     hyper: Hyperparameters | None = None,
     seed: int = 0,
-    max_history: int = 10,
-    max_field_chars: int = 200,
+    max_history: int = NarratorConfig.max_history,
+    max_field_chars: int = NarratorConfig.max_field_chars,
     limit_users: int | None = None,
     limit_valid: int | None = None,
     threads: int | None = None,
@@ -346,10 +206,6 @@ def finetune(
     log: Callable[[str], None] = print,
 ) -> FinetuneManifest:
     """Fine-tune ``base_model`` as the narrator of ``narrative_type`` and write folder ``out``."""
-    from regen_bench.data.schema import NARRATIVE_TYPES
-    from regen_bench.plugins import get_plugin_manager
-    from regen_bench.runner import resolve_dataset, set_torch_threads
-
     if not is_main_process():
         progress, log = False, lambda _m: None
     if narrative_type not in NARRATIVE_TYPES:
@@ -422,12 +278,20 @@ def finetune(
 
 __all__ = [
     "BUCKETS",
+    "DEFAULT_BASE_MODEL",
+    "DEFAULT_SALT",
+    "DEFAULT_TRAINER",
     "LOG_FILE",
     "MANIFEST_FILE",
+    "PARTITION_METHOD",
+    "CurvePoint",
     "FinetuneManifest",
     "FinetuneSpec",
     "Hyperparameters",
+    "MixedPrecision",
     "Pair",
+    "PartitionInfo",
+    "PromptInfo",
     "UserPartition",
     "build_pairs",
     "finetune",

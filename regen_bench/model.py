@@ -21,7 +21,8 @@ class Model(abc.ABC):
     evaluation batch size.
     """
 
-    #: Set to True by models that also write narratives (conversational task).
+    #: True for models that also write narratives (conversational task); the registration's
+    #: ``generates_text`` must say the same (``regen_bench.testing`` checks that they agree).
     generates_text: bool = False
 
     def __init__(self, catalog: Catalog, *, seed: int = 0, **config: Any):

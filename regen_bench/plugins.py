@@ -3,23 +3,29 @@
 First-party plugins are found exactly like third-party ones, through entry points. A plugin
 that fails to import or to register is reported (``regen-bench plugins``) and skipped, unless
 ``REGEN_BENCH_STRICT_PLUGINS=1``; ``REGEN_BENCH_PLUGINS=a,b`` loads only those entry points.
+Hooks are called through pluggy, one plugin at a time, so ``specname``, ``tryfirst`` and plugin
+names work as pluggy documents them; what a plugin registers is checked against
+:class:`regen_bench.hookspecs.Register` before it enters a registry.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pluggy
 
 from regen_bench import hookspecs
+from regen_bench.options import ModelOptions
+from regen_bench.tasks import TASKS
 
 ENTRY_POINT_GROUP = "regen_bench"
 ENV_STRICT = "REGEN_BENCH_STRICT_PLUGINS"
@@ -46,13 +52,37 @@ class UnknownNameError(LookupError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered thing: its kind, name, lazy factory, owning plugin and metadata."""
+    """One registered thing: its kind, name, lazy factory, owning plugin and metadata.
+
+    ``meta`` holds the checked metadata of :class:`regen_bench.hookspecs.Register`, every key
+    filled in (``summary``; for models also ``tasks``, ``generates_text`` and ``options``).
+    """
 
     kind: str
     name: str
     factory: Callable[..., Any]
     plugin: str
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        return str(self.meta.get("summary", ""))
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks a model supports (empty for other kinds)."""
+        return tuple(self.meta.get("tasks", ()))
+
+    @property
+    def generates_text(self) -> bool:
+        """True for a model that writes the conversational narrative itself."""
+        return bool(self.meta.get("generates_text", False))
+
+    @property
+    def options(self) -> type[ModelOptions] | None:
+        """A model's option schema, when it registered one."""
+        options: type[ModelOptions] | None = self.meta.get("options")
+        return options
 
 
 @dataclass
@@ -90,12 +120,112 @@ def _env_strict() -> bool:
     return os.environ.get(ENV_STRICT, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: Metadata keys a model may register besides ``summary`` (see hookspecs.Register).
+_MODEL_META: tuple[str, ...] = ("tasks", "generates_text", "options")
+
+
+def _check_meta(kind: str, name: str, meta: Mapping[str, object]) -> dict[str, object]:
+    """The checked metadata of one registration, defaults filled in; PluginError if bad."""
+    where = f"{kind} '{name}'"
+    allowed = ("summary", *_MODEL_META) if kind == "model" else ("summary",)
+    unknown = sorted(set(meta) - set(allowed))
+    if unknown:
+        raise PluginError(
+            f"{where}: unknown metadata {', '.join(unknown)} (allowed: {', '.join(allowed)})"
+        )
+    summary = meta.get("summary", "")
+    if not isinstance(summary, str):
+        raise PluginError(f"{where}: summary must be a string, got {type(summary).__name__}")
+    if kind != "model":
+        return {"summary": summary}
+    tasks = meta.get("tasks", ())
+    if not isinstance(tasks, tuple | list) or not all(isinstance(t, str) for t in tasks):
+        raise PluginError(f"{where}: tasks must be a tuple of task names, got {tasks!r}")
+    unknown_tasks = [t for t in tasks if t not in TASKS]
+    if unknown_tasks:
+        raise PluginError(f"{where}: unknown task(s) {unknown_tasks} (known: {', '.join(TASKS)})")
+    generates_text = meta.get("generates_text", False)
+    if not isinstance(generates_text, bool):
+        raise PluginError(f"{where}: generates_text must be True or False, got {generates_text!r}")
+    options = meta.get("options")
+    if options is not None and not (
+        isinstance(options, type) and issubclass(options, ModelOptions)
+    ):
+        raise PluginError(
+            f"{where}: options must be a regen_bench.ModelOptions subclass, got {options!r}"
+        )
+    return {
+        "summary": summary,
+        "tasks": tuple(tasks),
+        "generates_text": generates_text,
+        "options": options,
+    }
+
+
+def _plain_hookimpl_opts() -> pluggy.HookimplOpts:
+    """The options pluggy gives a bare ``@hookimpl`` (read through pluggy, whatever version)."""
+
+    @hookspecs.hookimpl
+    def probe() -> None: ...
+
+    opts = pluggy.PluginManager(hookspecs.PROJECT).parse_hookimpl_opts(
+        SimpleNamespace(probe=probe), "probe"
+    )
+    assert opts is not None
+    return opts
+
+
+_PLAIN_OPTS = _plain_hookimpl_opts()
+
+
+class _Pluggy(pluggy.PluginManager):
+    """pluggy's manager that also takes an unmarked function named like a hook as its
+    implementation, as pytest does for ``pytest_*`` functions: before hooks were called through
+    pluggy they were looked up by name, so a plugin that forgot ``@hookimpl`` still worked."""
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        unmarked_hook = name in hookspecs.KINDS.values() and inspect.isroutine(
+            inspect.getattr_static(plugin, name, None)
+        )
+        if opts is None and unmarked_hook:
+            opts = pluggy.HookimplOpts(**_PLAIN_OPTS)  # a copy: pluggy normalises it in place
+        return opts
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hooks ``plugin`` implements that no spec declares (a typo; ``optionalhook`` exempts)."""
+    return sorted(
+        caller.name
+        for caller in pm.get_hookcallers(plugin) or []
+        if not caller.has_spec()
+        and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())
+    )
+
+
+def _stager(kind: str, plugin: str, staged: list[Entry]) -> Callable[..., None]:
+    """The ``register`` callback of one hook call: checks each registration and stages it."""
+
+    def register(name: str, factory: Callable[..., Any], **meta: object) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"{kind} name must be a non-empty string")
+        if not callable(factory):
+            raise PluginError(f"{kind} '{name}': factory is not callable")
+        staged.append(Entry(kind, name, factory, plugin, _check_meta(kind, name, meta)))
+
+    return register
+
+
 class PluginManager:
-    """Registries of models, datasets, LLM backends, raters and embedders."""
+    """Registries of models, datasets, LLM backends, raters and embedders.
+
+    Each plugin is registered with pluggy (``self.pm``) under its entry-point name, and its
+    hooks are called through pluggy for that plugin alone, so one plugin's failure is its own.
+    """
 
     def __init__(self, strict: bool | None = None):
         self.strict = _env_strict() if strict is None else strict
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm: pluggy.PluginManager = _Pluggy(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
         self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in hookspecs.KINDS}
@@ -145,21 +275,14 @@ class PluginManager:
             return
         staged: list[Entry] = []
         try:
+            unknown = _unknown_hooks(self.pm, plugin)
+            if unknown:
+                raise PluginError(
+                    f"no hook named {', '.join(unknown)} "
+                    f"(hooks: {', '.join(hookspecs.KINDS.values())})"
+                )
             for kind, hook_name in hookspecs.KINDS.items():
-                impl = getattr(plugin, hook_name, None)
-                if impl is None:
-                    continue
-
-                def register(
-                    name: str, factory: Callable[..., Any], _kind: str = kind, **meta: Any
-                ) -> None:
-                    if not isinstance(name, str) or not name:
-                        raise PluginError(f"{_kind} name must be a non-empty string")
-                    if not callable(factory):
-                        raise PluginError(f"{_kind} '{name}': factory is not callable")
-                    staged.append(Entry(_kind, name, factory, info.name, meta))
-
-                impl(register=register)
+                self._call_hook(plugin, hook_name, _stager(kind, info.name, staged))
             for entry in staged:
                 owner = self.entries[entry.kind].get(entry.name)
                 if (
@@ -179,6 +302,14 @@ class PluginManager:
             self.entries[entry.kind][entry.name] = entry
             info.registered.append((entry.kind, entry.name))
         self.infos.append(info)
+
+    def _call_hook(self, plugin: object, hook_name: str, register: Callable[..., None]) -> None:
+        """Call ``plugin``'s implementations of ``hook_name`` (and no other plugin's)."""
+        caller = getattr(self.pm.hook, hook_name)
+        if not any(impl.plugin is plugin for impl in caller.get_hookimpls()):
+            return
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
+        self.pm.subset_hook_caller(hook_name, others)(register=register)
 
     # -- lookup --------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:

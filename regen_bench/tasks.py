@@ -10,13 +10,15 @@ from regen_bench.data.dataset import Catalog, Dataset, UserSequence
 from regen_bench.data.schema import NARRATIVE_TYPES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Task:
     """A fixed task definition. ``version`` changes whenever examples or inputs change."""
 
     name: str
     version: int
+    #: The critique leading to each purchase is visible (history and target).
     uses_critique: bool
+    #: A narrative of a given type is written besides the ranking.
     generates: bool
     description: str
 
@@ -24,16 +26,26 @@ class Task:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task("sequential", 1, False, False, "history -> next item"),
         Task(
-            "critique", 1, True, False, "history + the critique leading to the target -> next item"
+            name="sequential",
+            version=1,
+            uses_critique=False,
+            generates=False,
+            description="history -> next item",
         ),
         Task(
-            "conversational",
-            1,
-            True,
-            True,
-            "history + critique -> next item and a narrative of a given type",
+            name="critique",
+            version=1,
+            uses_critique=True,
+            generates=False,
+            description="history + the critique leading to the target -> next item",
+        ),
+        Task(
+            name="conversational",
+            version=1,
+            uses_critique=True,
+            generates=True,
+            description="history + critique -> next item and a narrative of a given type",
         ),
     )
 }
@@ -113,4 +125,12 @@ def build_task(dataset: Dataset, task_name: str, narrative_type: str | None = No
         train.append(head)
         valid.append(_example(user, n - 2, task))
         test.append(_example(user, n - 1, task))
-    return TaskData(task, dataset.catalog, train, valid, test, narrative_type, skipped)
+    return TaskData(
+        task=task,
+        catalog=dataset.catalog,
+        train=train,
+        valid=valid,
+        test=test,
+        narrative_type=narrative_type,
+        skipped_users=skipped,
+    )

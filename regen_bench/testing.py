@@ -73,7 +73,11 @@ def successor_dataset(n_users: int = 60, n_items: int = 12, seed: int = 0) -> Da
 
 
 def check_registration(name: str, plugins: PluginManager | None = None) -> Entry:
-    """The model is registered through a plugin, with a callable factory and known tasks."""
+    """The model is registered through a plugin and names at least one task.
+
+    The plugin manager has already checked the metadata (known task names, a string summary):
+    a plugin that broke those rules failed to load, and its error is part of the message.
+    """
     plugins = plugins or get_plugin_manager()
     if name not in plugins.entries["model"]:
         failed = [f"{p.name}: {p.error}" for p in plugins.infos if p.error]
@@ -82,16 +86,8 @@ def check_registration(name: str, plugins: PluginManager | None = None) -> Entry
             + (f"; failed plugins: {'; '.join(failed)}" if failed else "")
         )
     entry = plugins.get("model", name)
-    tasks = entry.meta.get("tasks")
-    if not isinstance(tasks, tuple | list) or not tasks:
+    if not entry.tasks:
         raise ContractError(f"model '{name}': register(..., tasks=(...)) names no task")
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ContractError(
-            f"model '{name}': unknown task(s) {unknown} (known: {', '.join(TASKS)})"
-        )
-    if not isinstance(entry.meta.get("summary", ""), str):
-        raise ContractError(f"model '{name}': summary must be a string")
     return entry
 
 
@@ -164,16 +160,17 @@ def check_model_plugin(
     the options in ``config``, rejects an unknown option, and records JSON-serialisable
     ``config()``; ``fit`` returns a dict; scores are finite, shaped (examples, catalog), the
     same for any batch size, and identical for two models built with the same seed; a model
-    that declares ``generates_text`` returns one string per example from ``generate``.
+    registered with ``generates_text=True`` says so on the instance too and returns one string
+    per example from ``generate``.
     """
     import json
 
     config = dict(config or {})
     entry = check_registration(name, plugins)
-    declared = [t for t in entry.meta["tasks"] if not TASKS[t].generates]
+    declared = [t for t in entry.tasks if not TASKS[t].generates]
     chosen = list(tasks) if tasks is not None else declared
     for task in chosen:
-        if task not in entry.meta["tasks"]:
+        if task not in entry.tasks:
             raise ContractError(f"model '{name}' does not declare task '{task}'")
     ds = dataset if dataset is not None else tiny_dataset()
     report = ModelReport(name, chosen)
@@ -206,7 +203,12 @@ def check_model_plugin(
                 f"(max difference {float(np.abs(first - second).max()):.3g}); seed every "
                 "random generator from the `seed` argument"
             )
-        if model.generates_text:
+        if model.generates_text != entry.generates_text:
+            raise ContractError(
+                f"{where}the model's generates_text is {model.generates_text} but it was "
+                f"registered with generates_text={entry.generates_text}"
+            )
+        if entry.generates_text:
             texts = model.generate(examples, "purchase_reason")
             if len(texts) != len(examples) or not all(isinstance(t, str) for t in texts):
                 raise ContractError(f"{where}generate() must return one string per example")

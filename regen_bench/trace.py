@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 
 from regen_bench.plugins import get_plugin_manager
+from regen_bench.resolve import DEFAULT_DATASET, resolve_dataset
 from regen_bench.tasks import build_task
 
 MODEL_MARKER = "regen-bench-model.json"
+#: Recommended items a trace shows.
+DEFAULT_TOP_K = 5
 
 
 def _model_name(path: Path) -> str:
@@ -36,16 +39,14 @@ def _model_name(path: Path) -> str:
 def trace(
     checkpoint: str,
     user_id: str,
-    dataset: str,
+    dataset: str = DEFAULT_DATASET,
     *,
     narrative: str | None = None,
     data_dir: str | None = None,
-    top_k: int = 5,
+    top_k: int = DEFAULT_TOP_K,
     max_new_tokens: int | None = None,
 ) -> str:
     """The trace of ``user_id``'s test example (history -> critique -> item -> narrative)."""
-    from regen_bench.runner import resolve_dataset
-
     path = Path(checkpoint)
     name = _model_name(path)
     plugins = get_plugin_manager()
@@ -55,7 +56,7 @@ def trace(
     if max_new_tokens is not None:
         options["max_new_tokens"] = max_new_tokens
     model = entry.factory(ds.catalog, **options)
-    generates = bool(getattr(model, "generates_text", False))
+    generates = bool(entry.meta.get("generates_text", False))  # registered metadata
     narrative = narrative or model.config().get("narrative") if generates else None
     if narrative == "none":
         narrative = None

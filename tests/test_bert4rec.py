@@ -15,9 +15,10 @@ from regen_bench.testing import successor_dataset
 
 pytest.importorskip("torch")
 
-from regen_bench_plugins.bert4rec import model as bert4rec
 from regen_bench_plugins.bert4rec.model import BERT4Rec
-from regen_bench_plugins.bert4rec.net import left_pad, mask_items
+from regen_bench_plugins.bert4rec.net import mask_items
+from regen_bench_plugins.bert4rec.options import BERT4RecOptions
+from regen_bench_plugins.torchrec.sequences import left_pad
 
 N_ITEMS = 12
 #: A tiny, fast configuration (the defaults are sized for the mini data set).
@@ -173,7 +174,7 @@ def test_checkpoint_mismatches_are_clear_errors(
 def test_config_and_parameters(data: TaskData) -> None:
     model = BERT4Rec(data.catalog, seed=0, **TINY)
     cfg = model.config()
-    assert set(cfg) == set(bert4rec.DEFAULTS) and cfg["device"] == "cpu"
+    assert set(cfg) == set(BERT4RecOptions.model_fields) and cfg["device"] == "cpu"
     assert {k: cfg[k] for k in TINY} == TINY
     assert BERT4Rec(data.catalog, seed=0, **cfg).config() == cfg
     h, n, t = TINY["hidden"], N_ITEMS, TINY["max_len"]

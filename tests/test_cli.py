@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from regen_bench.cli import main
+from regen_bench.cli import COMMANDS, build_parser, main
+from regen_bench.cli._common import positional_or_option
 from regen_bench.data.regen import write_records
 from regen_bench.results import load_result
 from tests.conftest import make_record
@@ -210,3 +214,97 @@ def test_threads_option_is_applied_and_recorded(toy_file: Path, tmp_path: Path, 
         assert code == 2 and "--threads must be at least 1" in err
     finally:
         torch.set_num_threads(before)
+
+
+def test_every_command_has_help_and_groups_list_their_subcommands(capsys) -> None:
+    build_parser()  # every command's options at once: no clash between them
+    paths = [[c.name] for c in COMMANDS]
+    paths += [[c.name, s.name] for c in COMMANDS for s in c.commands]
+    for path in paths:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*path, "--help"])
+        assert exit_info.value.code == 0, path
+        assert f"usage: regen-bench {' '.join(path)}" in capsys.readouterr().out
+    assert main([]) == 2
+    top = capsys.readouterr().out
+    [data_line] = [line for line in top.splitlines() if "dataset tools (" in line]
+    data = next(c for c in COMMANDS if c.name == "data")
+    assert all(s.name in data_line for s in data.commands) and "export" in data_line
+    assert "narrator tools (finetune)" in top
+
+
+def test_help_loads_no_model_torch_or_llm_code() -> None:
+    code = (
+        "import sys\n"
+        "from regen_bench.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'transformers', 'tqdm', 'pandas', 'regen_bench.runner',\n"
+        "         'regen_bench.leaderboard', 'regen_bench.finetune', 'regen_bench.llm')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_python_m_entry_points() -> None:
+    for module in ("regen_bench", "regen_bench.cli"):
+        out = subprocess.run(
+            [sys.executable, "-m", module, "--version"], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.startswith("regen-bench ")
+
+
+def test_out_and_output_are_one_option(toy_file: Path, tmp_path: Path) -> None:
+    args = _toy_args("popularity", "sequential", toy_file, tmp_path / "a")
+    assert main([a if a != "--output" else "--out" for a in args]) == 0
+    assert main(_toy_args("popularity", "sequential", toy_file, tmp_path / "b")) == 0
+    a, b = (tmp_path / d / "toy/sequential/popularity.samples.jsonl" for d in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_data_commands_take_the_dataset_as_argument_or_option(tmp_path: Path, capsys) -> None:
+    code, by_arg, _ = _run(["data", "info", "mini"], capsys)
+    assert code == 0 and "users          2000" in by_arg
+    assert _run(["data", "info", "--dataset", "mini"], capsys)[1] == by_arg
+    code, _, err = _run(["data", "info"], capsys)
+    assert code == 2 and "required: DATASET (or --dataset)" in err
+    code, _, err = _run(["data", "info", "mini", "--dataset", "mini"], capsys)
+    assert code == 2 and "give DATASET once" in err
+    for argv in (["mini", "folder"], ["--dataset", "mini", "--output", "folder"]):
+        args = build_parser(["data", "export"]).parse_args(["data", "export", *argv])
+        assert [positional_or_option(args, n) for n in ("dataset", "out")] == ["mini", "folder"]
+
+
+def test_llm_commands_share_model_and_threads_options(monkeypatch, tmp_path: Path) -> None:
+    import regen_bench.inpaint
+    import regen_bench.rating
+
+    seen: dict[str, dict[str, Any]] = {}
+
+    def fake(name: str, real: Any) -> Any:
+        @functools.wraps(real)  # the parser reads its defaults off the real signature
+        def record(*_args: Any, **kwargs: Any) -> Any:
+            seen[name] = kwargs
+            return SimpleNamespace(lines=list) if name == "rate" else None  # inpaint: dry run
+
+        return record
+
+    monkeypatch.setattr(regen_bench.rating, "rate_file", fake("rate", regen_bench.rating.rate_file))
+    monkeypatch.setattr(
+        regen_bench.inpaint, "inpaint", fake("inpaint", regen_bench.inpaint.inpaint)
+    )
+    io = ["--dataset", "x.jsonl", "--backend", "hf", "--output", str(tmp_path / "o.jsonl")]
+    model = ["--set", "model=a", "--set", "max_tokens=9", "--model", "b"]
+    assert main(["rate", "--rater", "narrative", *io, *model]) == 0
+    assert seen["rate"]["backend_options"] == {"model": "b", "max_tokens": 9}
+    assert main(["inpaint", *io, *model, "--dry-run"]) == 0
+    assert seen["inpaint"]["backend_config"] == {"model": "b", "max_tokens": 9}
+    for argv in (
+        ["rate", "--rater", "narrative", *io],
+        ["inpaint", *io],
+        ["trace", "--checkpoint", "saved", "--user", "U1"],
+        ["run", "--model", "m", "--task", "t"],
+    ):
+        assert build_parser(argv).parse_args([*argv, "--threads", "1"]).threads == 1, argv
+    finetune = ["narrator", "finetune", "--narrative", "purchase_reason", "--out", "o"]
+    assert build_parser(finetune).parse_args([*finetune, "--limit", "5"]).limit_users == 5

@@ -18,7 +18,7 @@ def test_export_mini_reloads_with_task_split_sizes(tmp_path, capsys):
     assert "train 2000" in capsys.readouterr().out
     splits = datasets.load_from_disk(str(out))
     items = datasets.load_from_disk(str(out / "items"))
-    from regen_bench.runner import resolve_dataset
+    from regen_bench.resolve import resolve_dataset
 
     ds = resolve_dataset("mini")
     task = build_task(ds, "conversational", "purchase_reason")

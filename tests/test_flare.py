@@ -22,9 +22,9 @@ pytest.importorskip("transformers")
 
 import torch
 
-from regen_bench_plugins.flare import model as flare
 from regen_bench_plugins.flare.model import FLARE
 from regen_bench_plugins.flare.net import PerceiverResampler
+from regen_bench_plugins.flare.options import FLAREOptions
 from regen_bench_plugins.flare.text import TextEncoder, item_text
 
 N_ITEMS = 12
@@ -200,7 +200,7 @@ def test_checkpoint_round_trip(data: TaskData, trained: FLARE, tmp_path: Path) -
 
 def test_config_and_bad_options(data: TaskData, tiny_encoder: str) -> None:
     model = FLARE(data.catalog, **tiny(tiny_encoder))
-    assert set(model.config()) == set(flare.DEFAULTS)
+    assert set(model.config()) == set(FLAREOptions.model_fields)
     assert model.num_parameters() == sum(p.numel() for p in model.net.parameters())
     # The frozen encoder is not part of the trained parameters.
     assert not any(p.requires_grad for p in model.text.model.parameters())

@@ -150,11 +150,11 @@ def test_sampled_answers_follow_the_schema_too(one_row: Any) -> None:
 def test_without_the_library_falls_back_with_one_warning(
     one_row: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import regen_bench_plugins.llm_backends.hf as hf
+    import regen_bench_plugins.llm_backends.hf.constrained as constrained
 
     monkeypatch.setitem(sys.modules, "lmformatenforcer", None)  # import now raises ImportError
-    monkeypatch.setattr(hf, "_warned_no_enforcer", False)
-    with caplog.at_level(logging.WARNING, logger=hf.__name__):
+    monkeypatch.setattr(constrained, "_warned_no_enforcer", False)
+    with caplog.at_level(logging.WARNING, logger=constrained.__name__):
         answers = [one_row.complete(r) for r in requests(RATER_SCHEMA, max_tokens=40)[:2]]
     assert [m for m in caplog.messages if "lm-format-enforcer" in m] == [caplog.messages[0]]
     assert len(caplog.messages) == 1
@@ -164,16 +164,16 @@ def test_without_the_library_falls_back_with_one_warning(
 
 
 def test_bounded_integers_become_an_enum() -> None:
-    from regen_bench_plugins.llm_backends.hf import _for_enforcer
+    from regen_bench_plugins.llm_backends.hf.constrained import for_enforcer
 
-    assert _for_enforcer(RATER_SCHEMA)["properties"]["veracity"]["enum"] == list(range(1, 8))
+    assert for_enforcer(RATER_SCHEMA)["properties"]["veracity"]["enum"] == list(range(1, 8))
     exclusive = {"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 4}
-    assert _for_enforcer(exclusive)["enum"] == [1, 2, 3]
+    assert for_enforcer(exclusive)["enum"] == [1, 2, 3]
     even = {"type": "integer", "minimum": 1, "maximum": 9, "multipleOf": 2}
-    assert _for_enforcer({"items": [even]})["items"][0]["enum"] == [2, 4, 6, 8]
+    assert for_enforcer({"items": [even]})["items"][0]["enum"] == [2, 4, 6, 8]
     wide = {"type": "integer", "minimum": 0, "maximum": 10_000}
-    assert "enum" not in _for_enforcer(wide)
-    assert _for_enforcer({"type": "number", "minimum": 1, "maximum": 7}) == {
+    assert "enum" not in for_enforcer(wide)
+    assert for_enforcer({"type": "number", "minimum": 1, "maximum": 7}) == {
         "type": "number",
         "minimum": 1,
         "maximum": 7,

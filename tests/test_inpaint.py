@@ -361,7 +361,8 @@ def test_cli_inpaint_survives_sigkill_and_resumes(tmp_path: Path) -> None:
         deadline = time.monotonic() + 120
         while srv.hits < 40 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert proc.poll() is None, "the run ended before it could be killed"
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed: {proc.communicate()[1]!r}")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert not out.exists()  # the output is only written at the end

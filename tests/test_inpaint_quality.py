@@ -13,8 +13,9 @@ from regen_bench.data.regen import iter_records, write_records
 from regen_bench.data.schema import UserRecord
 from regen_bench.inpaint import InpaintConfig, inpaint, plan_calls
 from regen_bench.inpaint import prompts as P
+from regen_bench.inpaint.answers import check_answer
 from regen_bench.inpaint.checks import copies_example, repetition, text_problem
-from regen_bench.inpaint.pipeline import FAILURES_SUFFIX, MANIFEST_SUFFIX, check_answer
+from regen_bench.inpaint.pipeline import FAILURES_SUFFIX, MANIFEST_SUFFIX
 from regen_bench.llm import (
     LLMClient,
     LLMRequest,

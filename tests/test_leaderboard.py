@@ -24,7 +24,7 @@ from regen_bench.leaderboard import (
     validate_submission,
 )
 from regen_bench.results import Result, load_result, signature
-from regen_bench.runner import run
+from regen_bench.runner import RunConfig, run
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("other_data", other, "sequential", {}),
         ("subset", data, "sequential", {"limit": 20}),
     ):
-        res = run("popularity", task, str(dataset), output=base / key, progress=False, **kwargs)
+        config = RunConfig("popularity", task, str(dataset), output=base / key, **kwargs)
+        res = run(config, progress=False)
         out[key] = res.result_path
     return out
 

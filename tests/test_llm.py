@@ -17,6 +17,7 @@ import pytest
 
 from regen_bench.llm import (
     BackendError,
+    CacheError,
     LLMClient,
     LLMRequest,
     LLMResponse,
@@ -25,7 +26,6 @@ from regen_bench.llm import (
     make_client,
     parse_retry_after,
 )
-from regen_bench.llm_cache import CacheError
 from regen_bench.plugins import UnknownNameError
 from tests.tiny_lm import chat_tokenizer, save_tiny_llama
 

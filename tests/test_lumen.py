@@ -20,6 +20,7 @@ pytest.importorskip("accelerate")
 
 from regen_bench_plugins.lumen.model import Lumen  # noqa: E402
 from regen_bench_plugins.lumen.prompt import ID_PREFIX, TEXT_PREFIX  # noqa: E402
+from regen_bench_plugins.lumen.train import collate  # noqa: E402
 
 TEXT = (
     "this is the summary of a user's purchase history . first next item is start id : title "
@@ -86,7 +87,7 @@ def test_item_embeddings_sit_exactly_at_the_id_slots(backbone_dir: Path) -> None
     model = _model(backbone_dir)
     data = build_task(_dataset(), "conversational", "product_endorsement")
     enc = model.training_examples(data.train[:1])[-1]
-    batch = model._collate([enc])
+    batch = collate([enc], model.encoder.placeholder, every_slot=False)
     emb = model.net.embed(batch["ids"], batch["slot_mask"], batch["slot_items"])[0]
     tokens = model.net.backbone.get_input_embeddings()(batch["ids"])[0]
     slots = set(enc.slot_pos)

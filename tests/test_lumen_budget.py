@@ -13,8 +13,10 @@ from tests.test_lumen import _dataset, _model, backbone_dir, one_thread  # noqa:
 
 torch = pytest.importorskip("torch")
 
-from regen_bench_plugins.lumen.model import DEFAULTS, PRESETS, Lumen  # noqa: E402
+from regen_bench_plugins.lumen.model import Lumen  # noqa: E402
+from regen_bench_plugins.lumen.options import PRESETS, LumenOptions  # noqa: E402
 from regen_bench_plugins.lumen.prompt import prompt_segments  # noqa: E402
+from regen_bench_plugins.lumen.train import collate, micro_batches  # noqa: E402
 
 
 def _params(model: Lumen) -> dict[str, Any]:
@@ -74,12 +76,12 @@ def test_item_loss_all_targets_every_item_slot(backbone_dir: Path) -> None:  # n
     every = _model(backbone_dir, item_loss="all")
     encs = every.training_examples(data.train[:2])
     encs = [encs[1], encs[3]]  # the longest prefix of each user (2 prefixes per user)
-    batch = every._collate(encs)
+    batch = collate(encs, every.encoder.placeholder, every_slot=True)
     assert batch["item_rows"].tolist() == [0, 0, 0, 1, 1, 1]
     assert batch["item_pos"].tolist() == encs[0].slot_pos + encs[1].slot_pos
     assert batch["item_target"].tolist() == encs[0].slot_items + encs[1].slot_items
     # The last target of each row is the training target; item_loss=last keeps only it.
-    only = last._collate(encs)
+    only = collate(encs, last.encoder.placeholder, every_slot=False)
     assert only["item_pos"].tolist() == [encs[0].item_pos, encs[1].item_pos]
     assert only["item_target"].tolist() == [e.item_target for e in encs]
     out_all = every.net(**batch)["item_loss"]
@@ -93,7 +95,7 @@ def test_bucketed_batches_cover_every_example_once_with_similar_lengths(
     data = build_task(_dataset(), "conversational", "product_endorsement")
     model = _model(backbone_dir, bucket=True, micro_batch=2, max_history=10)
     examples = model.training_examples(data.train)
-    batches = model._batches(examples, np.random.default_rng(0))
+    batches = micro_batches(examples, np.random.default_rng(0), 2, bucket=True)
     assert sorted(i for b in batches for i in b) == list(range(len(examples)))
     lengths = [sorted(len(examples[i].ids) for i in b) for b in batches]
     # Sorted within one window (all 18 examples fit in it): adjacent lengths share a batch.
@@ -115,7 +117,7 @@ def test_cpu_hour_preset_sets_its_values_and_explicit_options_win(backbone_dir: 
     ds = _dataset()
     model = Lumen(ds.catalog, backbone=str(backbone_dir), device="cpu", preset="cpu-hour")
     preset = PRESETS["cpu-hour"]
-    assert {k: model.opts[k] for k in preset} == preset
+    assert {k: model.opts.as_dict()[k] for k in preset} == preset
     assert preset["train_layers"] == 2 and preset["fields"] == "title"
     assert preset["train_minutes"] == 30.0 and preset["item_loss"] == "all"
     config = model.config()
@@ -123,11 +125,12 @@ def test_cpu_hour_preset_sets_its_values_and_explicit_options_win(backbone_dir: 
     mine = Lumen(
         ds.catalog, backbone=str(backbone_dir), device="cpu", preset="cpu-hour", max_history="3"
     )
-    assert mine.opts["max_history"] == 3 and mine.opts["fields"] == "title"
+    assert mine.opts.max_history == 3 and mine.opts.fields == "title"
     # Without a preset the paper-like defaults hold.
     plain = _model(backbone_dir)
-    assert plain.opts["train_layers"] == -1 and plain.opts["fields"] == "full"
-    assert DEFAULTS["item_loss"] == "last" and DEFAULTS["train_minutes"] == 0.0
+    assert plain.opts.train_layers == -1 and plain.opts.fields == "full"
+    defaults = LumenOptions.defaults()
+    assert defaults["item_loss"] == "last" and defaults["train_minutes"] == 0.0
     with pytest.raises(ValueError, match="'preset' must be one of cpu-hour"):
         Lumen(ds.catalog, backbone=str(backbone_dir), device="cpu", preset="fast")
     with pytest.raises(ValueError, match="item_loss"):
@@ -152,10 +155,10 @@ def test_compact_checkpoint_round_trip_keeps_the_prompt_options(
     )
     model.fit(data.train, data.valid)
     loaded = Lumen(ds.catalog, checkpoint=str(tmp_path / "ck"), device="cpu")
-    assert loaded.opts["fields"] == "title" and loaded.opts["max_title_words"] == 6
-    assert loaded.opts["max_new_tokens"] == 8  # the trained model's length (default: 96)
+    assert loaded.opts.fields == "title" and loaded.opts.max_title_words == 6
+    assert loaded.opts.max_new_tokens == 8  # the trained model's length (default: 96)
     assert (
-        Lumen(ds.catalog, checkpoint=str(tmp_path / "ck"), max_new_tokens=5).opts["max_new_tokens"]
+        Lumen(ds.catalog, checkpoint=str(tmp_path / "ck"), max_new_tokens=5).opts.max_new_tokens
         == 5
     )
     loaded.use_users(data.train)

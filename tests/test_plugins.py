@@ -130,3 +130,157 @@ def test_duplicate_within_one_plugin_is_rejected() -> None:
     assert pm.names("rater") == []
     with pytest.raises(PluginError):
         PluginManager(strict=True).register_plugin(Plugin(), "twice")
+
+
+def test_specname_implementation_registers() -> None:
+    class Plugin:
+        @hookimpl(specname="register_models")
+        def models(self, register):
+            register("renamed", lambda c, **k: None, tasks=("sequential",), summary="s")
+
+        @hookimpl(specname="register_models", tryfirst=True)
+        def more_models(self, register):
+            register("renamed-2", lambda c, **k: None, tasks=("critique",))
+
+    pm = PluginManager(strict=True)
+    pm.register_plugin(Plugin(), "by-specname")
+    assert pm.names("model") == ["renamed", "renamed-2"]
+    assert pm.get("model", "renamed").summary == "s"
+    assert pm.infos[0].registered == [("model", "renamed-2"), ("model", "renamed")]
+
+
+def test_plugin_name_lookup_through_pluggy() -> None:
+    class Plugin:
+        @hookimpl
+        def register_raters(self, register):
+            register("r", lambda: None, summary="a rater")
+
+    plugin = Plugin()
+    pm = PluginManager(strict=True)
+    pm.register_plugin(plugin, "named")
+    entry = pm.get("rater", "r")
+    assert entry.plugin == "named"
+    assert pm.pm.get_plugin(entry.plugin) is plugin
+    assert pm.pm.get_name(plugin) == "named"
+    impls = pm.pm.hook.register_raters.get_hookimpls()
+    assert [i.plugin_name for i in impls] == ["named"]
+
+
+def test_hooks_of_one_plugin_are_called_once_and_alone() -> None:
+    calls: list[str] = []
+
+    def plugin(name: str) -> object:
+        class Plugin:
+            @hookimpl
+            def register_embedders(self, register):
+                calls.append(name)
+                register(name, lambda: None)
+
+        return Plugin()
+
+    pm = PluginManager(strict=True)
+    for name in ("a", "b", "c"):
+        pm.register_plugin(plugin(name), name)
+    assert calls == ["a", "b", "c"]
+    assert [i.registered for i in pm.infos] == [[("embedder", n)] for n in "abc"]
+
+
+def test_metadata_is_checked_and_filled_in() -> None:
+    def manager(**meta: object) -> PluginManager:
+        class Plugin:
+            @hookimpl
+            def register_models(self, register):
+                register("m", lambda c, **k: None, **meta)
+
+        pm = PluginManager()
+        pm.register_plugin(Plugin(), "meta-plugin")
+        return pm
+
+    entry = manager(tasks=["sequential"], summary="x").get("model", "m")
+    assert entry.meta == {
+        "summary": "x",
+        "tasks": ("sequential",),
+        "generates_text": False,
+        "options": None,
+    }
+    assert (entry.tasks, entry.generates_text, entry.options) == (("sequential",), False, None)
+    for meta, message in [
+        ({"homepage": "x"}, "unknown metadata homepage (allowed: summary, tasks"),
+        ({"tasks": ("ranking",)}, r"unknown task(s) ['ranking']"),
+        ({"tasks": "sequential"}, "tasks must be a tuple of task names"),
+        ({"generates_text": "yes"}, "generates_text must be True or False"),
+        ({"summary": 3}, "summary must be a string"),
+        ({"options": dict}, "options must be a regen_bench.ModelOptions subclass"),
+    ]:
+        info = manager(**meta).infos[0]
+        assert info.name == "meta-plugin"
+        assert message in (info.error or ""), (meta, info.error)
+
+    class Strict:
+        @hookimpl
+        def register_models(self, register):
+            register("m", lambda c, **k: None, homepage="x")
+
+    with pytest.raises(PluginError, match=r"plugin 'meta-plugin'.*unknown metadata homepage"):
+        PluginManager(strict=True).register_plugin(Strict(), "meta-plugin")
+
+
+def test_model_only_metadata_is_refused_for_other_kinds() -> None:
+    class Plugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register("d", lambda data_dir=None: "x.jsonl", tasks=("sequential",))
+
+    pm = PluginManager()
+    pm.register_plugin(Plugin(), "ds")
+    assert "dataset 'd': unknown metadata tasks (allowed: summary)" in (pm.infos[0].error or "")
+
+
+def test_options_schema_is_carried() -> None:
+    from regen_bench import ModelOptions
+
+    class Options(ModelOptions):
+        hidden: int = 8
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register("m", lambda c, **k: None, tasks=("sequential",), options=Options)
+
+    pm = PluginManager(strict=True)
+    pm.register_plugin(Plugin(), "with-options")
+    assert pm.get("model", "m").options is Options
+
+
+def test_old_surface_plugin_still_loads() -> None:
+    # written before the Register protocol: untyped register, keyword name/factory, no marker
+    # on one hook (it used to be found by attribute name)
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register(name="old", factory=object, tasks=("sequential", "critique"), summary="s")
+
+        def register_embedders(self, register):
+            register("old-embedder", object)
+
+    pm = PluginManager(strict=True)
+    pm.register_plugin(Plugin(), "old-plugin")
+    assert pm.infos[0].registered == [("model", "old"), ("embedder", "old-embedder")]
+    assert pm.get("model", "old").tasks == ("sequential", "critique")
+
+
+def test_misspelt_hook_is_reported() -> None:
+    class Plugin:
+        @hookimpl
+        def register_model(self, register):
+            register("never", object)
+
+        @hookimpl(optionalhook=True)
+        def register_future_things(self, register):
+            register("later", object)
+
+    pm = PluginManager()
+    pm.register_plugin(Plugin(), "typo")
+    assert "no hook named register_model " in (pm.infos[0].error or "")
+    assert "register_future_things" not in (pm.infos[0].error or "")
+    assert pm.pm.get_plugin("typo") is None  # unregistered again, like any failed plugin

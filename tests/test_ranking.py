@@ -20,12 +20,11 @@ from regen_bench.metrics import (
     score_and_count,
 )
 from regen_bench.metrics.counting import compiled_available, count_rows, numpy_counting
-from regen_bench.metrics.ranking import (
-    NaNScoresError,
+from regen_bench.metrics.ranking import NaNScoresError, harmonic_diff
+from regen_bench.metrics.scoring import (
     _count_block_torch,
     _run_workers,
     _scores_provably_finite,
-    harmonic_diff,
 )
 
 

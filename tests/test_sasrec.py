@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +14,8 @@ from regen_bench.testing import successor_dataset
 
 pytest.importorskip("torch")
 
-from regen_bench_plugins.sasrec import model as sasrec
 from regen_bench_plugins.sasrec.model import SASRec
+from regen_bench_plugins.sasrec.options import SASRecOptions
 
 N_ITEMS = 12
 #: A tiny, fast configuration (the defaults are sized for the mini data set).
@@ -130,7 +131,7 @@ def test_negatives_avoid_the_users_items() -> None:
 def test_config_and_parameters(data: TaskData) -> None:
     model = SASRec(data.catalog, seed=0, **TINY)
     cfg = model.config()
-    assert set(cfg) == set(sasrec.DEFAULTS) and cfg["device"] == "cpu"
+    assert set(cfg) == set(SASRecOptions.model_fields) and cfg["device"] == "cpu"
     assert {k: cfg[k] for k in TINY} == TINY
     rebuilt = SASRec(data.catalog, seed=0, **cfg)
     assert rebuilt.config() == cfg
@@ -187,3 +188,13 @@ def test_missing_torch_gives_install_hint(data: TaskData, monkeypatch: pytest.Mo
     monkeypatch.delitem(sys.modules, "regen_bench_plugins.sasrec.net", raising=False)
     with pytest.raises(ImportError, match=r"pip install torch==2\.13\.0"):
         SASRec(data.catalog)
+
+
+def test_checkpoint_round_trip(
+    data: TaskData, trained: tuple[SASRec, dict], tmp_path: Path
+) -> None:
+    model = trained[0]
+    folder = model.save(tmp_path / "ckpt")
+    restored = SASRec.from_checkpoint(folder, data.catalog)
+    assert restored.config() == model.config()
+    assert np.array_equal(restored.score(data.test), model.score(data.test))

@@ -1,4 +1,4 @@
-"""The columnar cache behind Dataset.from_file (regen_bench.data.store)."""
+"""The columnar cache behind Dataset.from_file (regen_bench.data.store, .store_cache)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from regen_bench.data import store as store_mod
+from regen_bench.data import store_cache
 from regen_bench.data.dataset import Dataset
 from regen_bench.data.regen import write_records
 
@@ -22,7 +23,7 @@ def data_file(tmp_path, records) -> Path:
 
 
 def _cache_dirs(path: Path) -> list[Path]:
-    root = store_mod.cache_root(path)
+    root = store_cache.cache_root(path)
     return sorted(p for p in root.iterdir() if not p.name.startswith("."))
 
 
@@ -58,8 +59,8 @@ def test_warm_load_trusts_stat_and_does_not_rehash(data_file, monkeypatch):
     def no_hash(path):
         raise AssertionError("re-hashed a file whose size and mtime did not change")
 
-    monkeypatch.setattr(store_mod, "file_sha256", no_hash)
-    monkeypatch.setattr(store_mod, "build_store", no_hash)
+    monkeypatch.setattr(store_cache, "file_sha256", no_hash)
+    monkeypatch.setattr(store_cache, "build_store", no_hash)
     assert len(Dataset.from_file(data_file).users) == 3
 
 
@@ -71,7 +72,7 @@ def test_touched_file_is_rehashed_and_cache_reused(data_file, monkeypatch):
     def no_build(*a, **k):
         raise AssertionError("rebuilt a cache for unchanged content")
 
-    monkeypatch.setattr(store_mod, "build_store", no_build)
+    monkeypatch.setattr(store_cache, "build_store", no_build)
     again = Dataset.from_file(data_file)
     assert again.fingerprint == first.fingerprint
     meta = json.loads((again.store.path / "meta.json").read_text())
@@ -120,11 +121,11 @@ def test_unknown_fields_survive_the_cache(tmp_path, records):
 
 
 def test_cache_env_and_no_cache(data_file, tmp_path, monkeypatch):
-    monkeypatch.setenv(store_mod.CACHE_ENV, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(store_cache.CACHE_ENV, str(tmp_path / "elsewhere"))
     ds = Dataset.from_file(data_file)
     assert ds.store is not None and ds.store.path is not None
     assert ds.store.path.parent.parent == tmp_path / "elsewhere"
-    monkeypatch.delenv(store_mod.CACHE_ENV)
+    monkeypatch.delenv(store_cache.CACHE_ENV)
     plain = Dataset.from_file(data_file, cache=False)
     assert plain.store is not None and plain.store.path is None
     assert not (data_file.parent / "toy.jsonl.gz.regen-cache").exists()
@@ -132,7 +133,7 @@ def test_cache_env_and_no_cache(data_file, tmp_path, monkeypatch):
 
 
 def test_read_only_folder_falls_back_to_home_cache(data_file, tmp_path, monkeypatch):
-    monkeypatch.setattr(store_mod.os, "access", lambda p, mode: False)
+    monkeypatch.setattr(store_cache.os, "access", lambda p, mode: False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     ds = Dataset.from_file(data_file)
     assert ds.store is not None and ds.store.path is not None
@@ -145,7 +146,7 @@ def test_bad_file_leaves_no_cache(tmp_path, records):
     path.write_text(path.read_text() + "{oops\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:4"):
         Dataset.from_file(path)
-    root = store_mod.cache_root(path)
+    root = store_cache.cache_root(path)
     assert not root.exists() or not any(root.iterdir())
 
 

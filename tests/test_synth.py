@@ -15,7 +15,10 @@ from regen_bench.data import synth
 from regen_bench.data.dataset import Dataset
 from regen_bench.data.regen import ReadReport, dumps_record, iter_records, write_records
 from regen_bench.data.schema import NARRATIVE_TYPES, Item, UserRecord
-from regen_bench.data.synth_text import shingles
+from regen_bench.data.synth import shingles
+from regen_bench.data.synth.rng import Rng
+from regen_bench.data.synth.text import fill, fill_drawn
+from regen_bench.data.synth.vocabulary import LEAVES, Templates
 from regen_bench.tasks import build_task
 
 SHIPPED = Path(regen_bench.data.__file__).parent / "mini" / "mini.jsonl.gz"
@@ -75,6 +78,14 @@ def test_shipped_file_is_exactly_the_default_synthesis(shipped, tmp_path):
     assert fingerprint == report.sha256, (
         "regenerate with: python -c 'from regen_bench.data.synth import write_synthetic; "
         'write_synthetic("regen_bench/data/mini/mini.jsonl.gz")\''
+    )
+
+
+def test_large_leaves_are_reproduced_exactly():
+    """Pinned: a catalog big enough for generated brands and the numpy paths of large leaves."""
+    records = synth.synthesize(users=40, items=4000, seed=5)
+    assert _fingerprint(records) == (
+        "d54edece1058cecbccd0282f1ba6686a1310a3221b268e1305efcdc2a1037da6"
     )
 
 
@@ -276,3 +287,50 @@ def test_rejects_too_small_a_world():
         synth.synthesize(users=0)
     with pytest.raises(ValueError):
         synth.synthesize(items=10)
+
+
+def test_tables_are_package_data():
+    from importlib import resources
+
+    folder = resources.files("regen_bench.data.synth") / "tables"
+    names = {p.name for p in folder.iterdir()}
+    assert names >= {
+        "catalog.json",
+        "families.json",
+        "shoppers.json",
+        "text.json",
+        "narratives.json",
+    }
+    assert {leaf.family for leaf in LEAVES} <= set(synth.FAMILIES)
+    assert set(synth.COMPLEMENTS) <= {leaf.name for leaf in LEAVES}
+
+
+def test_templates_check_their_shape(monkeypatch):
+    import json
+
+    import regen_bench.data.synth.vocabulary as vocabulary
+
+    data = {"a": {"one": "x {y}", "alts": ["p", "q"], "bad": [1]}}
+    monkeypatch.setattr(vocabulary, "_load", lambda name: json.loads(json.dumps(data)))
+    t = Templates("t.json")
+    assert t.one("a.one") == "x {y}"
+    assert t.alts("a.alts") == ("p", "q")
+    with pytest.raises(KeyError, match=r"t\.json: no 'a\.missing'"):
+        t.one("a.missing")
+    with pytest.raises(TypeError, match=r"'a\.bad' must be a non-empty list of strings"):
+        t.alts("a.bad")
+    with pytest.raises(TypeError, match="'a' must be a string"):
+        t.one("a")
+
+
+def test_fill_capitalises_capital_fields_and_draws_every_alternative():
+    assert fill("{Adj} {adj} {n}", adj="quiet one", n=3) == "Quiet one quiet one 3"
+    with pytest.raises(KeyError):
+        fill("{missing}")
+    # Each alternative draws its pool fields before one is chosen: three draws, then the pick.
+    a, b = Rng("t"), Rng("t")
+    got = fill_drawn(a, ("{Word}!", "{word} and {word2}"), {"word": ["x", "y"], "word2": ["z"]})
+    draws = [b.choice(["x", "y"]), b.choice(["x", "y"]), b.choice(["z"])]
+    k = b.below(2)
+    assert got == (f"{draws[0].capitalize()}!" if k == 0 else f"{draws[1]} and {draws[2]}")
+    assert a.random() == b.random()

@@ -146,13 +146,15 @@ class NaNScores(_Base):
         return np.full((len(examples), len(self.catalog)), np.nan)
 
 
-def _manager(cls: type, tasks: tuple[str, ...] = ("sequential",)) -> PluginManager:
+def _manager(
+    cls: type, tasks: tuple[str, ...] = ("sequential",), strict: bool = True, **meta: Any
+) -> PluginManager:
     class Plugin:
         @hookimpl
         def register_models(self, register):  # type: ignore[no-untyped-def]
-            register("bad", cls, tasks=tasks)
+            register("bad", cls, tasks=tasks, **meta)
 
-    pm = PluginManager(strict=True)
+    pm = PluginManager(strict=strict)
     pm.register_plugin(Plugin(), "bad-plugin")
     return pm
 
@@ -176,9 +178,15 @@ def test_registration_problems_are_reported() -> None:
     with pytest.raises(ContractError, match="model 'nope' is not registered"):
         check_model_plugin("nope", plugins=_manager(_Base))
     with pytest.raises(ContractError, match=r"unknown task\(s\) \['ranking'\]"):
-        check_model_plugin("bad", plugins=_manager(_Base, tasks=("ranking",)))
+        # the manager refuses the registration; the kit reports the plugin's error
+        check_model_plugin("bad", plugins=_manager(_Base, tasks=("ranking",), strict=False))
+    with pytest.raises(ContractError, match="names no task"):
+        check_model_plugin("bad", plugins=_manager(_Base, tasks=()))
     with pytest.raises(ContractError, match="does not declare task 'critique'"):
         check_model_plugin("bad", plugins=_manager(_Base), tasks=["critique"])
+    # the runner reads generates_text from the registration: the model must agree with it
+    with pytest.raises(ContractError, match="generates_text is False but it was registered"):
+        check_model_plugin("bad", plugins=_manager(_Base, generates_text=True))
 
 
 def test_tiny_dataset_is_deterministic() -> None:

@@ -17,7 +17,8 @@ import numpy as np
 
 from regen_bench.data.regen import ReadReport
 from regen_bench.data.schema import Item, Narratives, UserRecord
-from regen_bench.data.store import Store, build_store, load_file_store
+from regen_bench.data.store import Store, build_store
+from regen_bench.data.store_cache import load_file_store
 
 
 class Catalog:
@@ -221,7 +222,7 @@ class Dataset:
         """Load a REGEN-format file (fingerprint = sha256 of its decompressed content).
 
         The first load streams the file into a columnar cache beside it (see
-        :mod:`regen_bench.data.store`); later loads memory-map the cache. ``cache=False``
+        :mod:`regen_bench.data.store_cache`); later loads memory-map the cache. ``cache=False``
         builds the columns in memory and writes nothing. ``skip_bad_lines`` skips malformed
         lines (counted in ``report``) instead of stopping at the first one.
         """

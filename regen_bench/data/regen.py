@@ -92,15 +92,7 @@ def require_field(
     """``obj[key]`` checked against ``kind``; DataFormatError naming ``where + key`` if not."""
     if key not in obj:
         raise DataFormatError(ctx[0], ctx[1], f"{where}{key}", "missing")
-    value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataFormatError(
-            ctx[0],
-            ctx[1],
-            f"{where}{key}",
-            f"expected {_kind_name(kind)}, got {_kind_name(type(value))}",
-        )
-    return value
+    return _checked(obj[key], kind, f"{where}{key}", ctx)
 
 
 def optional_field(
@@ -108,15 +100,16 @@ def optional_field(
 ) -> Any:
     """Like :func:`require_field`, but a missing or null value gives None."""
     value = obj.get(key)
-    if value is None:
-        return None
+    return None if value is None else _checked(value, kind, f"{where}{key}", ctx, " or null")
+
+
+def _checked(
+    value: Any, kind: type | tuple[type, ...], name: str, ctx: tuple[str, int], alt: str = ""
+) -> Any:
+    """``value`` if it is a ``kind`` (a bool never is); else DataFormatError naming ``name``."""
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataFormatError(
-            ctx[0],
-            ctx[1],
-            f"{where}{key}",
-            f"expected {_kind_name(kind)} or null, got {_kind_name(type(value))}",
-        )
+        got = _kind_name(type(value))
+        raise DataFormatError(ctx[0], ctx[1], name, f"expected {_kind_name(kind)}{alt}, got {got}")
     return value
 
 

@@ -1,4 +1,4 @@
-"""Dataclasses of the REGEN data model (DESIGN.md section 4)."""
+"""Dataclasses of the REGEN data model (the file layout they map to: docs/data-format.md)."""
 
 from __future__ import annotations
 

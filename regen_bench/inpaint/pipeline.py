@@ -2,31 +2,24 @@
 
 The pipeline (paper section 3.2) in three steps, each a plain function:
 
-1. :func:`plan_calls` turns the users into LLM calls: one critique call per adjacent pair whose
-   category paths share at least ``min_shared_levels`` levels (asking for ``candidates``
-   critiques at once), and three narrative calls per user (purchase reason + explanation,
-   product endorsement without the last review, user summaries + profile).
+1. :func:`~regen_bench.inpaint.plan.plan_calls` turns the users into LLM calls (one critique
+   call per similar adjacent pair, three narrative calls per user).
 2. :func:`run_calls` answers them through :class:`regen_bench.llm.LLMClient`, whose sqlite
    cache commits every finished call before the next starts: that cache *is* the run's
    persistence, so a crash, Ctrl-C or ``kill -9`` loses nothing and the same command resumes.
-   Every request carries a seed derived from (seed, user, call), so sampled requests are
-   cacheable too.
-3. :func:`apply_answers` validates the answers, picks one critique per pair at random (seeded per
-   user and pair) and writes them into the records; malformed answers (after the client's
-   bounded re-asking) become failures with their reason, never exceptions.
+3. :func:`~regen_bench.inpaint.answers.apply_answers` validates the answers, picks one critique
+   per pair and writes them into the records; unusable answers become failures, never
+   exceptions.
 
 :func:`inpaint` wires the steps together and writes the output atomically, plus a manifest
 (``<out>.inpaint.json``: prompt version and digest, backend, options, coverage, usage) and a
-failures file (``<out>.inpaint-failures.jsonl``).
-"""
+failures file (``<out>.inpaint-failures.jsonl``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,67 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from regen_bench.data.regen import iter_records, write_records
-from regen_bench.data.schema import Narratives, UserRecord
+from regen_bench.data.schema import UserRecord
 from regen_bench.fileio import atomic_write
 from regen_bench.inpaint import prompts as P
-from regen_bench.inpaint.checks import text_problem
-from regen_bench.llm import LLMClient, LLMRequest, LLMResponse
+from regen_bench.inpaint.answers import apply_answers, check_answer
+from regen_bench.inpaint.plan import Call, InpaintConfig, dry_run_text, plan_calls
+from regen_bench.llm import LLMClient, LLMResponse
 
-#: Order in which call kinds are sent: equal kinds share batches of a local backend.
-CALL_KINDS: tuple[str, ...] = ("critique", *P.NARRATIVE_CALLS)
 MANIFEST_SUFFIX = ".inpaint.json"
 FAILURES_SUFFIX = ".inpaint-failures.jsonl"
 CACHE_SUFFIX = ".inpaint-cache.sqlite"
-
-
-@dataclass(frozen=True)
-class InpaintConfig:
-    """What shapes the prompts and the choices (all recorded in the manifest)."""
-
-    #: Adjacent pairs sharing at least this many category levels get a critique (paper: 4).
-    min_shared_levels: int = 4
-    #: Critiques asked for per pair; one is kept at random.
-    candidates: int = 3
-    seed: int = 0
-    temperature: float = 0.0
-    #: Characters kept of each title, description and review (release texts can be pages).
-    max_field_chars: int = 240
-    #: Answer token limits per call kind; a kind left out gets
-    #: :func:`~regen_bench.inpaint.prompts.answer_token_budget` of its schema, which never cuts
-    #: an answer the schema's ``maxLength`` allows.
-    max_tokens: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.min_shared_levels < 1:
-            raise ValueError(f"min_shared_levels must be >= 1, got {self.min_shared_levels}")
-        if self.candidates < 1:
-            raise ValueError(f"candidates must be >= 1, got {self.candidates}")
-        if self.max_field_chars < 20:
-            raise ValueError(f"max_field_chars must be >= 20, got {self.max_field_chars}")
-        unknown = set(self.max_tokens) - set(CALL_KINDS)
-        if unknown:
-            raise ValueError(
-                f"max_tokens: unknown call kind(s) {', '.join(sorted(unknown))} "
-                f"(kinds: {', '.join(CALL_KINDS)})"
-            )
-        bad = {k: v for k, v in self.max_tokens.items() if not isinstance(v, int) or v < 1}
-        if bad:
-            raise ValueError(f"max_tokens must be integers >= 1, got {bad}")
-
-    def tokens_for(self, kind: str, schema: dict[str, Any]) -> int:
-        """The ``max_tokens`` of a ``kind`` call answering under ``schema``."""
-        return self.max_tokens.get(kind) or P.answer_token_budget(schema)
-
-
-@dataclass(frozen=True)
-class Call:
-    """One LLM call of the plan: whose, what kind, and for critiques the destination purchase."""
-
-    user: int
-    kind: str
-    request: LLMRequest
-    #: Index of the purchase the critique leads *to* (critique calls only).
-    position: int | None = None
 
 
 @dataclass
@@ -138,81 +80,6 @@ class InpaintReport:
         ]
 
 
-def shared_levels(a: Sequence[str], b: Sequence[str]) -> int:
-    """Number of leading category levels two paths have in common."""
-    n = 0
-    for x, y in zip(a, b, strict=False):  # paths of different depth
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _request_seed(seed: int, user_id: str, kind: str, position: int | None) -> int:
-    """A per-call seed: stable across runs (cache hits on resume), distinct between calls."""
-    blob = f"regen-inpaint/{seed}/{user_id}/{kind}/{position}".encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def plan_calls(records: Sequence[UserRecord], config: InpaintConfig) -> list[Call]:
-    """Every call the records need, grouped by kind (critiques first)."""
-    system = P.system_prompt()
-    by_kind: dict[str, list[Call]] = {k: [] for k in CALL_KINDS}
-
-    def request(
-        kind: str, prompt: str, schema: dict[str, Any], user_id: str, pos: int | None
-    ) -> LLMRequest:
-        return LLMRequest(
-            system=system,
-            prompt=prompt,
-            temperature=config.temperature,
-            max_tokens=config.tokens_for(kind, schema),
-            seed=_request_seed(config.seed, user_id, kind, pos),
-            json_schema=schema,
-        )
-
-    for u, rec in enumerate(records):
-        for k in range(1, len(rec.interactions)):
-            cur = rec.items[rec.interactions[k - 1].item_id]
-            nxt = rec.items[rec.interactions[k].item_id]
-            if shared_levels(cur.categories, nxt.categories) < config.min_shared_levels:
-                continue
-            prompt = P.critique_prompt(cur, nxt, config.candidates, config.max_field_chars)
-            schema = P.critique_schema(config.candidates)
-            req = request("critique", prompt, schema, rec.user_id, k)
-            by_kind["critique"].append(Call(u, "critique", req, k))
-        for kind in P.NARRATIVE_CALLS:
-            prompt = P.narrative_prompt(kind, rec, config.max_field_chars)
-            req = request(kind, prompt, P.narrative_schema(kind), rec.user_id, None)
-            by_kind[kind].append(Call(u, kind, req))
-    return [c for kind in CALL_KINDS for c in by_kind[kind]]
-
-
-def call_kind(request: LLMRequest) -> str:
-    """The call kind of an inpainting request, from the fields its schema asks for."""
-    props = set((request.json_schema or {}).get("properties", {}))
-    if props == {"critiques"}:
-        return "critique"
-    for kind, (_, fields) in P.NARRATIVE_CALLS.items():
-        if props == set(fields):
-            return kind
-    raise ValueError("not an inpainting request")
-
-
-def check_answer(request: LLMRequest, text: str) -> None:
-    """The client's answer check: ValueError (the reason) for an unusable schema-valid answer.
-
-    The same rules as :func:`apply_answers`, run as soon as an answer arrives so that a copy of
-    the few-shot example or a looping answer is re-asked (``--schema-retries``).
-    """
-    kind = call_kind(request)
-    if kind == "critique":
-        items = (request.json_schema or {})["properties"]["critiques"]
-        parse_critiques(text, int(items.get("maxItems", 3)))
-    else:
-        parse_narratives(kind, text)
-
-
 def run_calls(
     client: LLMClient, calls: Sequence[Call], *, progress: bool = True
 ) -> list[LLMResponse]:
@@ -251,101 +118,6 @@ def run_calls(
     return out
 
 
-def parse_critiques(text: str, n: int) -> list[str]:
-    """Up to ``n`` distinct usable critiques from a schema-valid answer; ValueError if none.
-
-    Empty ones, placeholders, copies of a few-shot example and looping ones are dropped.
-    """
-    value = json.loads(text)
-    seen: dict[str, None] = {}
-    for c in value["critiques"]:
-        c = " ".join(str(c).split())
-        if c and c != "..." and c.lower() not in {s.lower() for s in seen}:
-            seen[c] = None
-    if not seen:
-        raise ValueError("no non-empty critique in the answer")
-    problems = {c: text_problem(c, P.example_texts()) for c in seen}
-    fresh = [c for c, why in problems.items() if why is None]
-    if not fresh:
-        raise ValueError(f"every critique is unusable: the first {next(iter(problems.values()))}")
-    return fresh[:n]
-
-
-def parse_narratives(kind: str, text: str) -> dict[str, str]:
-    """The call's narrative fields from a schema-valid answer; ValueError on an empty field,
-    a copy of the few-shot example or a looping text."""
-    value = json.loads(text)
-    out: dict[str, str] = {}
-    for key, attr in P.NARRATIVE_CALLS[kind][1].items():
-        body = " ".join(str(value[key]).split())
-        if not body or body == "...":
-            raise ValueError(f"field '{key}' is empty")
-        why = text_problem(body, P.example_texts())
-        if why is not None:
-            raise ValueError(f"field '{key}' {why}")
-        out[attr] = body
-    return out
-
-
-def choose(candidates: Sequence[str], seed: int, user_id: str, position: int) -> str:
-    """One candidate at random, the same for the same (seed, user, pair) in every run."""
-    return random.Random(f"regen-inpaint/{seed}/{user_id}/{position}").choice(list(candidates))
-
-
-def apply_answers(
-    records: Sequence[UserRecord],
-    calls: Sequence[Call],
-    responses: Sequence[LLMResponse],
-    config: InpaintConfig,
-) -> tuple[list[UserRecord], list[dict[str, Any]]]:
-    """New records with the answers filled in, and one failure row per unusable answer.
-
-    Every critique of the input is replaced: pairs without a (valid) answer get None.
-    """
-    critiques: dict[tuple[int, int], str] = {}
-    narratives: dict[int, dict[str, str]] = {}
-    failures: list[dict[str, Any]] = []
-    for call, resp in zip(calls, responses, strict=True):
-        rec = records[call.user]
-        reason = resp.error
-        if reason is None:
-            try:
-                if call.kind == "critique":
-                    assert call.position is not None
-                    options = parse_critiques(resp.text, config.candidates)
-                    critiques[call.user, call.position] = choose(
-                        options, config.seed, rec.user_id, call.position
-                    )
-                else:
-                    narratives.setdefault(call.user, {}).update(
-                        parse_narratives(call.kind, resp.text)
-                    )
-            except (ValueError, KeyError, TypeError) as exc:
-                reason = f"unusable answer: {exc}"
-        if reason is not None:
-            failures.append(
-                {
-                    "user_id": rec.user_id,
-                    "kind": call.kind,
-                    "position": call.position,
-                    "reason": reason,
-                    "answer": resp.text[:500],
-                }
-            )
-    out = []
-    for u, rec in enumerate(records):
-        inters = [
-            dataclasses.replace(inter, critique=critiques.get((u, k)))
-            for k, inter in enumerate(rec.interactions)
-        ]
-        out.append(
-            dataclasses.replace(
-                rec, interactions=inters, narratives=Narratives(**narratives.get(u, {}))
-            )
-        )
-    return out, failures
-
-
 def sidecar(out: str | Path, suffix: str) -> Path:
     """``<out><suffix>``: the manifest, failures and cache files live next to the output."""
     return Path(f"{out}{suffix}")
@@ -356,22 +128,6 @@ def load_users(path: str | Path, limit: int | None = None) -> list[UserRecord]:
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
     return list(itertools.islice(iter_records(path), limit))
-
-
-def dry_run_text(calls: Sequence[Call], users: int, shown: int = 1) -> str:
-    """The first ``shown`` prompt(s) of each call kind and the number of calls per kind."""
-    counts = Counter(c.kind for c in calls)
-    parts = []
-    for kind in CALL_KINDS:
-        for call in [c for c in calls if c.kind == kind][:shown]:
-            parts.append(
-                f"===== {kind} prompt (user #{call.user}"
-                + (f", purchase {call.position}" if call.position is not None else "")
-                + f") =====\n[system]\n{call.request.system}\n[user]\n{call.request.prompt}\n"
-            )
-    summary = ", ".join(f"{k} {counts[k]}" for k in CALL_KINDS)
-    parts.append(f"{len(calls)} calls for {users} users ({summary}); nothing was sent")
-    return "\n".join(parts)
 
 
 def inpaint(

@@ -1,4 +1,6 @@
-"""Evaluation metrics. Ranking metrics use full-catalog ranking (see ``ranking``)."""
+"""Evaluation metrics. Ranking metrics use full-catalog ranking: ``ranks`` counts the items
+above each target, ``scoring`` does so for embeddings chunk by chunk, ``ranking`` turns the
+counts into Recall@K, NDCG@K and MRR under a tie policy."""
 
 from regen_bench.metrics.ranking import (
     DEFAULT_TIE_POLICY,
@@ -9,9 +11,9 @@ from regen_bench.metrics.ranking import (
     RankingAccumulator,
     mean_metrics,
     metrics_from_counts,
-    rank_counts,
-    score_and_count,
 )
+from regen_bench.metrics.ranks import rank_counts
+from regen_bench.metrics.scoring import score_and_count
 
 __all__ = [
     "DEFAULT_TIE_POLICY",

@@ -104,31 +104,6 @@ def init_weights(module: nn.Module) -> None:
             nn.init.xavier_normal_(p)
 
 
-def left_pad(
-    seqs: list[np.ndarray], length: int, append: int | None = None, shift: int = 1
-) -> np.ndarray:
-    """Last items of each sequence, shifted by ``shift``, left-padded to ``length`` with 0.
-
-    With ``append`` (the [MASK] id) that token takes the last column and the newest
-    ``length - 1`` items precede it.
-    """
-    keep = length - (append is not None)
-    out = np.zeros((len(seqs), length), dtype=np.int64)
-    for row, seq in enumerate(seqs):
-        tail = np.asarray(seq, dtype=np.int64)[max(len(seq) - keep, 0) :] if keep else seq[:0]
-        end = keep
-        if len(tail):
-            out[row, end - len(tail) : end] = tail + shift
-        if append is not None:
-            out[row, -1] = append
-    return out
-
-
-def trim(batch: np.ndarray) -> int:
-    """How many trailing columns hold any token (training: drop all-padding columns)."""
-    return max(int((batch > 0).sum(axis=1).max()) if len(batch) else 0, 1)
-
-
 def mask_items(
     rng: np.random.Generator, seq: np.ndarray, prob: float, last_prob: float, mask_id: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -15,8 +15,8 @@ whose one-line message says where to put which file and how to get it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from regen_bench import Register, hookimpl
 
@@ -79,7 +79,7 @@ def release_path(name: str, data_dir: str | os.PathLike[str] | None = None) -> P
     )
 
 
-def _factory(name: str) -> Any:
+def _factory(name: str) -> Callable[..., Path]:
     def factory(data_dir: str | None = None) -> Path:
         return release_path(name, data_dir)
 

@@ -25,52 +25,32 @@ Loss: masked-item softmax cross-entropy over the whole catalog (as BERT4Rec), pl
 ``align_weight`` x a symmetric InfoNCE between the ID embedding and the text-only resampler
 view of the batch's target items (in-batch negatives, cosine / ``align_temp``).
 
-Defaults (the BERT4Rec ones unless listed; chosen, not searched, then run once on the
-embedded ``mini`` data set with seed 0; FLARE's paper trains far larger models on far more
-data and gives no small-data settings):
-
-- ``latents=4``, ``resampler_layers=1``: a few latents (Flamingo uses 64 for images; an item
-  text of <= 48 tokens needs few); one layer keeps the per-step catalog pass cheap.
-- ``max_tokens=48``: title, category, brand and price take ~35 MiniLM tokens, the rest is
-  the start of the description; ``critique_tokens=24``: longer than any critique in ``mini``.
-- ``align_weight=0.1``, ``align_temp=0.1``: a light auxiliary term (the usual temperature of
-  in-batch contrastive learning).
-- ``batch_size=256``: the item vectors of the whole catalog are recomputed (with gradients)
-  once per step, so fewer, larger steps are cheaper; this is the BERT4Rec paper's batch size.
-- ``lr=2e-3``: twice ``bert4rec``'s, for half as many steps per epoch.
-- ``dropout=0.1``, ``mask_prob=0.2``, ``last_prob=0.1``, ``patience=10``: as ``bert4rec``.
-- ``text_cache=""``: no disk cache by default (nothing written outside the output folder).
-
-Seeding, batch independence and checkpoints as in ``bert4rec``; item vectors used for scoring
-are computed in fixed-shape chunks and cached until the weights change. A checkpoint holds
-the trainable weights only; the frozen encoder is named in ``config.json`` and must be
-loadable where the checkpoint is loaded.
+Training loop, seeding, batch independence and checkpoints as in ``bert4rec``
+(:mod:`regen_bench_plugins.torchrec.base`); item vectors used for scoring are computed in
+fixed-shape chunks and cached until the weights change. A checkpoint holds the trainable
+weights only; the frozen encoder is named in ``config.json`` and must be loadable where the
+checkpoint is loaded. Options: :class:`~regen_bench_plugins.flare.options.FLAREOptions`;
+where each default comes from and what it measures on ``mini``: docs/models.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from regen_bench import Example, UserSequence
-from regen_bench_plugins.bert4rec.model import DEFAULTS as BERT4REC_DEFAULTS
 from regen_bench_plugins.bert4rec.model import BERT4Rec
+from regen_bench_plugins.flare.options import FLAREOptions
+from regen_bench_plugins.torchrec.sequences import left_pad
 
-DEFAULTS: dict[str, Any] = {
-    **BERT4REC_DEFAULTS,
-    "batch_size": 256,
-    "lr": 2e-3,
-    "latents": 4,
-    "resampler_layers": 1,
-    "max_tokens": 48,
-    "critique_tokens": 24,
-    "align_weight": 0.1,
-    "align_temp": 0.1,
-    "encoder": "all-MiniLM-L6-v2",
-    "text_cache": "",
-}
+if TYPE_CHECKING:
+    import os
+
+    import torch
+
 #: Rows per resampler pass in eval mode; fixed so item/critique vectors never depend on batch.
 VECTOR_CHUNK = 128
 
@@ -79,20 +59,11 @@ class FLARE(BERT4Rec):
     """FLARE: BERT4Rec over resampler-fused ID + text item vectors, steered by critiques."""
 
     NAME: ClassVar[str] = "flare"
-    DEFAULTS: ClassVar[dict[str, Any]] = DEFAULTS
+    OPTIONS: ClassVar[type[FLAREOptions]] = FLAREOptions
 
-    def _check(self, opts: dict[str, Any]) -> None:
-        super()._check(opts)
-        for key in ("latents", "resampler_layers"):
-            if opts[key] < 1:
-                raise ValueError(f"flare option '{key}' must be at least 1, got {opts[key]}")
-        for key in ("max_tokens", "critique_tokens"):
-            if opts[key] < 2:
-                raise ValueError(f"flare option '{key}' must be at least 2, got {opts[key]}")
-        if opts["align_weight"] < 0 or opts["align_temp"] <= 0:
-            raise ValueError("flare options 'align_weight' must be >= 0 and 'align_temp' > 0")
+    options: FLAREOptions
 
-    def _import_torch(self) -> tuple[Any, Any]:
+    def _import_torch(self) -> tuple[ModuleType, ModuleType]:
         torch, net_mod = super()._import_torch()
         from regen_bench_plugins.flare import net as flare_net
         from regen_bench_plugins.flare import text as flare_text
@@ -100,48 +71,50 @@ class FLARE(BERT4Rec):
         self._flare_net, self._flare_text = flare_net, flare_text
         return torch, net_mod
 
-    def _build_net(self) -> Any:
-        o = self.opts
-        self.text = self._flare_text.get_encoder(o["encoder"], self.device, o["text_cache"] or None)
-        if self.text.dim < o["hidden"]:
+    def _build_net(self) -> torch.nn.Module:
+        o = self.options
+        self.text = self._flare_text.get_encoder(o.encoder, self.device, o.text_cache or None)
+        if self.text.dim < o.hidden:
             raise ValueError(
-                f"flare option 'hidden' ({o['hidden']}) must not exceed the encoder's width "
+                f"flare option 'hidden' ({o.hidden}) must not exceed the encoder's width "
                 f"({self.text.dim}): text tokens are projected onto that many principal axes"
             )
-        self._item_states: Any = None
+        # (projected token states, validity) of the items / the critiques seen so far
+        self._item_states: tuple[torch.Tensor, torch.Tensor] | None = None
         self._crit_texts: list[str] = []
         self._crit_index: dict[str, int] = {}
-        self._crit_states: Any = None
-        self._items_cache: Any = None
+        self._crit_states: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._items_cache: torch.Tensor | None = None
         # Loading the encoder may draw random numbers (weight init before the checkpoint is
         # read); seed again so the weights do not depend on whether it was loaded before.
         self._torch.manual_seed(self.seed)
         return self._flare_net.FlareNet(
             len(self.catalog),
             self.text.dim,
-            o["hidden"],
-            o["blocks"],
-            o["heads"],
-            o["dropout"],
-            o["max_len"],
-            o["latents"],
-            o["resampler_layers"],
+            o.hidden,
+            o.blocks,
+            o.heads,
+            o.dropout,
+            o.max_len,
+            o.latents,
+            o.resampler_layers,
         )
 
     # -- text --------------------------------------------------------------------------------
 
-    def _ensure_items(self) -> None:
+    def _ensure_items(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode the item texts once; fit the fixed PCA (unless loaded) and project them."""
         if self._item_states is None:
             texts = [self._flare_text.item_text(it) for it in self.catalog]
-            states, valid = self.text.encode(texts, self.opts["max_tokens"])
+            states, valid = self.text.encode(texts, self.options.max_tokens)
             states, valid = states.to(self.device), valid.to(self.device)
             if not bool(self.net.pca_fitted):
                 self.net.fit_projection(states, valid)
             with self._torch.no_grad():
                 self._item_states = (self.net.project(states), valid)
+        return self._item_states
 
-    def load(self, path: Any) -> None:
+    def load(self, path: str | os.PathLike[str]) -> None:
         super().load(path)
         self._item_states = None  # the checkpoint's PCA replaces ours: project again
 
@@ -149,7 +122,7 @@ class FLARE(BERT4Rec):
         """1-based ids of critique strings (0 for None); new strings are encoded once."""
         new = sorted({c for c in critiques if c is not None and c not in self._crit_index})
         if new:
-            states, valid = self.text.encode(new, self.opts["critique_tokens"])
+            states, valid = self.text.encode(new, self.options.critique_tokens)
             for text in new:
                 self._crit_texts.append(text)
                 self._crit_index[text] = len(self._crit_texts)
@@ -170,13 +143,19 @@ class FLARE(BERT4Rec):
         texts += [c for ex in valid for c in (*ex.history_critiques, ex.critique)]
         self.critique_ids(texts)
 
-    def _critique_rows(self, seqs: list[tuple[str | None, ...]], length: int) -> Any:
+    def _critique_rows(self, seqs: list[tuple[str | None, ...]], length: int) -> np.ndarray:
         rows = [np.asarray(self.critique_ids(s), dtype=np.int64) for s in seqs]
-        return self._net_mod.left_pad(rows, length, shift=0)
+        return left_pad(rows, length, shift=0)
 
     # -- vectors -----------------------------------------------------------------------------
 
-    def _chunked(self, fn: Any, idx: Any, states: Any, valid: Any) -> Any:
+    def _chunked(
+        self,
+        fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+        idx: torch.Tensor,
+        states: torch.Tensor,
+        valid: torch.Tensor,
+    ) -> torch.Tensor:
         """fn over rows ``idx`` in fixed VECTOR_CHUNK-row passes (filler rows repeat row 0)."""
         torch = self._torch
         out = []
@@ -187,22 +166,22 @@ class FLARE(BERT4Rec):
             out.append(fn(full, states[full], valid[full])[: len(part)])
         return torch.cat(out)
 
-    def _items(self, train: bool) -> Any:
+    def _items(self, train: bool) -> torch.Tensor:
         """Item vectors (N, hidden): with gradients in training, cached in eval mode."""
-        self._ensure_items()
-        states, valid = self._item_states
+        states, valid = self._ensure_items()
         if train:
             idx = self._torch.arange(len(self.catalog), device=self.device)
-            return self.net.item_vectors(idx, states, valid)
+            vectors: torch.Tensor = self.net.item_vectors(idx, states, valid)
+            return vectors
         if self._items_cache is None:
             idx = self._torch.arange(len(self.catalog), device=self.device)
             self._items_cache = self._chunked(self.net.item_vectors, idx, states, valid)
         return self._items_cache
 
-    def _crit_vectors(self, crits: Any, train: bool) -> Any:
+    def _crit_vectors(self, crits: torch.Tensor | None, train: bool) -> torch.Tensor | None:
         """(B, T, hidden) critique vectors to add to the tokens, or None when there are none."""
         torch = self._torch
-        if crits is None or not bool((crits > 0).any()):
+        if crits is None or self._crit_states is None or not bool((crits > 0).any()):
             return None
         uniq, local = torch.unique(crits, return_inverse=True)  # sorted: 0 (none) may lead
         rows = uniq[uniq > 0] - 1
@@ -219,25 +198,28 @@ class FLARE(BERT4Rec):
 
     # -- the pieces BERT4Rec's loop calls ------------------------------------------------------
 
-    def _train_logits(self, inputs: Any, crits: Any, labels: Any) -> tuple[Any, Any]:
+    def _train_logits(
+        self, inputs: torch.Tensor, crits: torch.Tensor | None, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         items = self._items(train=True)
         states = self.net(inputs, items, self._crit_vectors(crits, train=True))
         logits = self.net.logits(states[labels > 0], items)
         aux = None
-        if self.opts["align_weight"] > 0:
+        if self.options.align_weight > 0:
             idx = self._torch.unique(labels[labels > 0]) - 1
             if len(idx) > 1:
-                text_states, text_valid = self._item_states
+                text_states, text_valid = self._ensure_items()
                 text = self.net.text_vectors(text_states[idx], text_valid[idx])
-                aux = self.opts["align_weight"] * self._flare_net.info_nce(
-                    self.net.id_emb(idx), text, self.opts["align_temp"]
+                aux = self.options.align_weight * self._flare_net.info_nce(
+                    self.net.id_emb(idx), text, self.options.align_temp
                 )
         return logits, aux
 
-    def _last_logits(self, inputs: Any, crits: Any) -> Any:
+    def _last_logits(self, inputs: torch.Tensor, crits: torch.Tensor | None) -> torch.Tensor:
         items = self._items(train=False)
         states = self.net(inputs, items, self._crit_vectors(crits, train=False))
-        return self.net.logits(states[:, -1], items)
+        logits: torch.Tensor = self.net.logits(states[:, -1], items)
+        return logits
 
     def _invalidate(self) -> None:
         self._items_cache = None

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regen_bench import Register, hookimpl
-from regen_bench.llm import (
-    BackendError,
-    LLMRequest,
-    LLMResponse,
-    RetryableError,
-    parse_price_per_mtok,
-    parse_retry_after,
-)
+from regen_bench.llm import BackendError, LLMRequest, LLMResponse, parse_price_per_mtok
+from regen_bench_plugins.llm_backends import _api
+
+if TYPE_CHECKING:
+    from google.genai.types import GenerateContentConfig
 
 ENV_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
@@ -52,7 +49,7 @@ class GeminiBackend:
         self,
         model: str = "gemini-2.5-flash",
         *,
-        price_per_mtok: Any = None,
+        price_per_mtok: _api.PriceOption = None,
         thinking_budget: int | None = None,
         base_url: str | None = None,
     ):
@@ -76,7 +73,7 @@ class GeminiBackend:
         )
         self._client = genai.Client(api_key=key, http_options=options)
 
-    def _config(self, request: LLMRequest, timeout_s: float | None) -> Any:
+    def _config(self, request: LLMRequest, timeout_s: float | None) -> GenerateContentConfig:
         types = self._types
         config: dict[str, Any] = {
             "temperature": request.temperature,
@@ -89,12 +86,7 @@ class GeminiBackend:
         }
         if request.system:
             config["system_instruction"] = request.system
-        if request.top_p is not None:
-            config["top_p"] = request.top_p
-        if request.seed is not None:
-            config["seed"] = request.seed
-        if request.stop:
-            config["stop_sequences"] = list(request.stop)
+        config.update(_api.sampling_fields(request, stop_key="stop_sequences"))
         if request.json_schema is not None:
             config["response_mime_type"] = "application/json"
             config["response_json_schema"] = request.json_schema
@@ -111,16 +103,15 @@ class GeminiBackend:
             )
         except errors.APIError as exc:
             code = int(exc.code or 0)
-            message = f"HTTP {code} {exc.status or ''}: {exc.message or exc}".strip()
-            if code in (408, 429) or code >= 500 or code == 0:
-                headers = getattr(getattr(exc, "response", None), "headers", None)
-                retry_after = parse_retry_after(dict(headers) if headers else None)
-                raise RetryableError(message, retry_after=retry_after) from exc
-            raise BackendError(message) from exc
+            raise _api.status_error(
+                f"HTTP {code} {exc.status or ''}: {exc.message or exc}".strip(),
+                retryable=code in (408, 429) or code >= 500 or code == 0,
+                headers=getattr(getattr(exc, "response", None), "headers", None),
+            ) from exc
         except self._transport_errors as exc:
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+            raise _api.transport_error(exc) from exc
         except ValueError as exc:  # a body that is not JSON
-            raise RetryableError(f"malformed response body: {exc}") from exc
+            raise _api.malformed_body(exc) from exc
         latency = time.perf_counter() - start
         text = out.text
         if text is None:
@@ -128,11 +119,10 @@ class GeminiBackend:
             reason = candidates[0].finish_reason if candidates else None
             feedback = getattr(out, "prompt_feedback", None)
             raise BackendError(f"no text in the answer (finish reason {reason}, {feedback})")
-        usage = out.usage_metadata
-        return LLMResponse(
-            text=text,
-            prompt_tokens=int(getattr(usage, "prompt_token_count", 0) or 0),
-            completion_tokens=int(getattr(usage, "candidates_token_count", 0) or 0),
+        return _api.response(
+            text,
+            out.usage_metadata,
+            ("prompt_token_count", "candidates_token_count"),
             latency_s=latency,
             model=str(getattr(out, "model_version", None) or self.model),
         )

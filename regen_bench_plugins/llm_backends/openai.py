@@ -19,14 +19,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from regen_bench import Register, hookimpl
-from regen_bench.llm import (
-    BackendError,
-    LLMRequest,
-    LLMResponse,
-    RetryableError,
-    parse_price_per_mtok,
-    parse_retry_after,
-)
+from regen_bench.llm import BackendError, LLMRequest, LLMResponse, parse_price_per_mtok
+from regen_bench_plugins.llm_backends import _api
 
 ENV_KEY = "OPENAI_API_KEY"
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
@@ -50,7 +44,7 @@ class OpenAIBackend:
         model: str,
         *,
         base_url: str | None = None,
-        price_per_mtok: Any = None,
+        price_per_mtok: _api.PriceOption = None,
         token_limit_field: str = "max_tokens",
         strict_schema: bool = False,
         organization: str | None = None,
@@ -91,13 +85,8 @@ class OpenAIBackend:
             ],
             "temperature": request.temperature,
             self.token_limit_field: request.max_tokens,
+            **_api.sampling_fields(request, stop_key="stop"),
         }
-        if request.top_p is not None:
-            params["top_p"] = request.top_p
-        if request.seed is not None:
-            params["seed"] = request.seed
-        if request.stop:
-            params["stop"] = list(request.stop)
         if request.json_schema is not None:
             params["response_format"] = {
                 "type": "json_schema",
@@ -115,32 +104,31 @@ class OpenAIBackend:
         try:
             out = self._client.chat.completions.create(**self._params(request), timeout=timeout_s)
         except oa.APIConnectionError as exc:  # includes APITimeoutError
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+            raise _api.transport_error(exc) from exc
         except oa.APIStatusError as exc:
             status = exc.status_code
-            message = str(exc.message)  # "Error code: 429 - <server message>"
-            if status in (408, 409, 429) or status >= 500:
-                retry_after = parse_retry_after(dict(exc.response.headers))
-                raise RetryableError(message, retry_after=retry_after) from exc
-            raise BackendError(message) from exc
+            raise _api.status_error(
+                str(exc.message),  # "Error code: 429 - <server message>"
+                retryable=status in (408, 409, 429) or status >= 500,
+                headers=exc.response.headers,
+            ) from exc
         except (oa.APIResponseValidationError, ValueError) as exc:  # body is not JSON
-            raise RetryableError(f"malformed response body: {exc}") from exc
+            raise _api.malformed_body(exc) from exc
         latency = time.perf_counter() - start
         try:
             choice = out.choices[0]
             text = choice.message.content
         except (AttributeError, IndexError, TypeError) as exc:
-            raise RetryableError(f"malformed response body: no choices ({out!r:.120})") from exc
+            raise _api.malformed_body(f"no choices ({out!r:.120})") from exc
         if text is None:
             refusal = getattr(choice.message, "refusal", None)
             if refusal:
                 raise BackendError(f"the model refused: {refusal}")
-            raise RetryableError("malformed response body: message has no content")
-        usage = getattr(out, "usage", None)
-        return LLMResponse(
-            text=text,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            raise _api.malformed_body("message has no content")
+        return _api.response(
+            text,
+            getattr(out, "usage", None),
+            ("prompt_tokens", "completion_tokens"),
             latency_s=latency,
             model=str(getattr(out, "model", None) or self.model),
         )

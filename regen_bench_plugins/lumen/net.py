@@ -18,20 +18,23 @@ slots overwritten by item embeddings. Text logits are computed only where they a
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import DynamicCache, PreTrainedModel
 
 
 class LumenNet(nn.Module):
     """Backbone + item embedding table + item output head."""
 
-    def __init__(self, backbone: Any, n_items: int):
+    def __init__(self, backbone: PreTrainedModel, n_items: int):
         super().__init__()
         self.backbone = backbone
-        hidden = int(backbone.get_input_embeddings().weight.shape[1])
-        table = backbone.get_input_embeddings()
+        table = cast(nn.Embedding, backbone.get_input_embeddings())  # maybe scaled (Gemma)
+        hidden = int(table.weight.shape[1])
         with torch.no_grad():
             ids = torch.arange(min(int(table.weight.shape[0]), 256))
             # The embedding module may scale its output (Gemma: sqrt(hidden)); match what it
@@ -51,18 +54,27 @@ class LumenNet(nn.Module):
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
 
     # -- pieces ---------------------------------------------------------------------------
-    def embed(self, ids: torch.Tensor, slot_mask: torch.Tensor, slot_items: torch.Tensor) -> Any:
+    def token_embeddings(self) -> nn.Embedding:
+        """The backbone's input token embedding."""
+        return cast(nn.Embedding, self.backbone.get_input_embeddings())
+
+    def embed(
+        self, ids: torch.Tensor, slot_mask: torch.Tensor, slot_items: torch.Tensor
+    ) -> torch.Tensor:
         """Token embeddings with the item slots (``slot_mask``) replaced by item embeddings.
 
         ``slot_items`` holds, in row-major order, one catalog index per True in ``slot_mask``.
         """
-        emb = self.backbone.get_input_embeddings()(ids)
+        emb = self.token_embeddings()(ids)
         items = self.item_emb(slot_items).to(emb.dtype)
         return emb.masked_scatter(slot_mask.unsqueeze(-1), items)
 
     def hidden(
-        self, embeds: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: Any = None
-    ) -> tuple[torch.Tensor, Any]:
+        self,
+        embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: DynamicCache | None = None,
+    ) -> tuple[torch.Tensor, DynamicCache | None]:
         """Last hidden states (after the final norm) and the KV cache."""
         kw: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": attention_mask}
         if cache is not None:
@@ -83,7 +95,7 @@ class LumenNet(nn.Module):
     def item_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.item_head(h).float()
 
-    def decoder_layers(self) -> Any:
+    def decoder_layers(self) -> nn.ModuleList:
         """The backbone's stack of decoder layers (``model.layers`` in Llama, Gemma, Qwen...)."""
         layers = getattr(self.backbone.get_decoder(), "layers", None)
         if layers is None:
@@ -99,9 +111,9 @@ class LumenNet(nn.Module):
         the item embedding table when ``train_item_emb``.
 
         Why it pays on a CPU: with the bottom layers and the input embeddings frozen nothing
-        below the top ``n`` layers needs a gradient, so the backward pass stops there (SmolLM2:
-        about 3.5x the tokens/s of full fine-tuning at ``n=2``). A trainable item table at the
-        input needs the backward pass through every layer again.
+        below the top ``n`` layers needs a gradient, so the backward pass stops there (figures:
+        docs/models.md). A trainable item table at the input needs the backward pass through
+        every layer again.
         """
         self.backbone.requires_grad_(train_layers < 0)
         if train_layers > 0:
@@ -158,7 +170,7 @@ class LumenNet(nn.Module):
         }
 
     # -- decoding ---------------------------------------------------------------------------
-    def new_cache(self) -> Any:
+    def new_cache(self) -> DynamicCache:
         from transformers import DynamicCache
 
         try:
@@ -196,16 +208,16 @@ class LumenNet(nn.Module):
         feed = torch.cat(
             [
                 self.item_emb(torch.tensor([[item]], device=dev)),
-                self.backbone.get_input_embeddings()(torch.tensor([text_prefix], device=dev)),
+                self.token_embeddings()(torch.tensor([text_prefix], device=dev)),
             ],
             dim=1,
         )
         for _ in range(max_new_tokens):
-            dtype = self.backbone.get_input_embeddings().weight.dtype
+            dtype = self.token_embeddings().weight.dtype
             h, cache = self.hidden(feed.to(dtype), cache=cache)
             tok = int(self.text_logits(h[:, -1]).argmax(-1)[0])
             steps.append(("text", tok))
             if tok in eos_ids:
                 break
-            feed = self.backbone.get_input_embeddings()(torch.tensor([[tok]], device=dev))
+            feed = self.token_embeddings()(torch.tensor([[tok]], device=dev))
         return item_logits, steps

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from regen_bench import Catalog, Item
+from regen_bench import Catalog, Example, Item, UserSequence
 from regen_bench.narrator import NARRATIVE_PHRASES
+from regen_bench_plugins.lumen.options import LumenOptions
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 #: Bumped whenever the prompt text changes (recorded in ``config()``: prompts change numbers).
 PROMPT_VERSION = 1
@@ -133,7 +137,7 @@ class Encoded:
 class PromptEncoder:
     """Turns segments into :class:`Encoded` with a transformers tokenizer."""
 
-    def __init__(self, tokenizer: Any, *, max_target_tokens: int):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, *, max_target_tokens: int):
         self.tok = tokenizer
         self.max_target_tokens = max_target_tokens
         # Any real id works as the placeholder: its embedding is always replaced.
@@ -182,3 +186,74 @@ class PromptEncoder:
             enc.ids += tail
             enc.labels += tail
         return enc
+
+
+def _layout(opts: LumenOptions) -> dict[str, Any]:
+    """The keyword arguments of :func:`prompt_segments` that a model's options set."""
+    return {
+        "max_history": opts.max_history,
+        "max_field_chars": opts.max_field_chars,
+        "fields": opts.fields,
+        "max_title_words": opts.max_title_words,
+    }
+
+
+def training_encodings(
+    encoder: PromptEncoder, catalog: Catalog, opts: LumenOptions, train: Sequence[UserSequence]
+) -> list[Encoded]:
+    """The prefixes of every training sequence ``items`` (a user's first N-2 purchases):
+    history ``items[:j]`` -> target ``items[j]`` for ``j >= 1``, the longest ``max_prefixes``
+    of them (0: all), from the first ``max_train_users`` users (0: all).
+
+    The narrative is the target of the longest prefix only: REGEN narratives describe the user
+    and their *last* purchase, so each is trained once per user, not once per prefix.
+    """
+    users = list(train)
+    if opts.max_train_users:
+        users = users[: opts.max_train_users]
+    narrative = opts.narrative_type
+    out = []
+    for user in users:
+        n = len(user)
+        last = list(range(1, n))
+        if opts.max_prefixes:
+            last = last[-opts.max_prefixes :]
+        text = user.narratives.as_dict().get(narrative) if narrative else None
+        for j in last:
+            segs = prompt_segments(
+                catalog,
+                user.items[:j],
+                user.ratings[:j],
+                user.reviews[:j],
+                user.critiques[:j],
+                user.critiques[j] if j < len(user.critiques) else None,
+                narrative,
+                **_layout(opts),
+            )
+            out.append(encoder.training(segs, int(user.items[j]), text if j == n - 1 else None))
+    return out
+
+
+def example_segments(
+    catalog: Catalog, opts: LumenOptions, ex: Example, user: UserSequence | None
+) -> list[str | int]:
+    """Segments of a test/validation example; ``user`` (when known) gives the ratings and
+    reviews of the history's purchases, which an :class:`Example` does not carry. Unknown ones
+    read ``Rating: 5 User Review: none``."""
+    n = len(ex.history)
+    ratings = [5.0] * n
+    reviews = [("", "")] * n
+    if user is not None:
+        k = min(n, len(user), len(user.reviews))
+        ratings[:k] = [float(r) for r in user.ratings[:k]]
+        reviews[:k] = list(user.reviews[:k])
+    return prompt_segments(
+        catalog,
+        ex.history,
+        ratings,
+        reviews,
+        ex.history_critiques,
+        ex.critique,
+        opts.narrative_type,
+        **_layout(opts),
+    )

@@ -118,22 +118,6 @@ class SASRecNet(nn.Module):
         return states @ self.item_emb.weight[1:].T
 
 
-def left_pad(seqs: list[np.ndarray], length: int) -> np.ndarray:
-    """The last ``length`` items of each sequence, shifted by +1 and left-padded with 0."""
-    out = np.zeros((len(seqs), length), dtype=np.int64)
-    for row, seq in enumerate(seqs):
-        tail = np.asarray(seq, dtype=np.int64)[-length:] if length else seq[:0]
-        if len(tail):
-            out[row, length - len(tail) :] = tail + 1
-    return out
-
-
-def trim(batch: np.ndarray) -> np.ndarray:
-    """Drop the all-padding leading columns (training only; positions stay right-aligned)."""
-    filled = int((batch > 0).sum(axis=1).max()) if len(batch) else 0
-    return batch[:, batch.shape[1] - max(filled, 1) :]
-
-
 def sample_negatives(
     rng: np.random.Generator, targets: np.ndarray, seen: list[np.ndarray], n_items: int
 ) -> np.ndarray:

@@ -1,1 +1,1 @@
-"""What the first-party torch recommenders share: options, batched scoring."""
+"""What the first-party torch recommenders share: options, base class, scoring, checkpoints."""

@@ -1,30 +1,34 @@
-"""Model options from the command line: shared by the first-party torch models."""
+"""The options every torch sequence recommender has (models add theirs and override defaults)."""
 
 from __future__ import annotations
 
-from typing import Any
+import pydantic
+from pydantic import Field
+
+from regen_bench.options import ModelOptions
 
 
-def coerce_option(model: str, name: str, value: Any, default: Any) -> Any:
-    """Bring a value (possibly a command-line string) to the type of its default."""
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "0", "false", "no"}:
-            return value.lower() in {"1", "true", "yes"}
-        if isinstance(value, bool | int):
-            return bool(value)
-    elif isinstance(default, int):
-        if not isinstance(value, bool):
-            try:
-                if float(value) == int(float(value)):
-                    return int(float(value))
-            except (TypeError, ValueError, OverflowError):
-                pass
-    elif isinstance(default, float):
-        if not isinstance(value, bool):
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                pass
-    elif isinstance(value, str):
-        return value
-    raise ValueError(f"{model} option '{name}' must be a {type(default).__name__}, got {value!r}")
+class TorchRecOptions(ModelOptions):
+    """Network size, optimisation, early stopping and device of a torch recommender."""
+
+    hidden: int = Field(default=64, ge=1, description="embedding and transformer width")
+    blocks: int = Field(default=2, ge=1, description="transformer blocks")
+    heads: int = Field(default=1, ge=1, description="attention heads (must divide hidden)")
+    dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout rate")
+    max_len: int = Field(default=50, ge=1, description="newest items of a sequence read")
+    lr: float = Field(default=1e-3, gt=0, description="Adam learning rate")
+    batch_size: int = Field(default=128, ge=1, description="training sequences per step")
+    epochs: int = Field(default=200, ge=1, description="upper bound on training epochs")
+    patience: int = Field(
+        default=5, ge=0, description="epochs without a better validation NDCG@10 before stopping"
+    )
+    weight_decay: float = Field(default=0.0, ge=0, description="Adam L2 penalty")
+    device: str = Field(
+        default="cpu", description="torch device (cpu: reproducible; auto: CUDA when available)"
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _heads_divide_hidden(self) -> TorchRecOptions:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        return self

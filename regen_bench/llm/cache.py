@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from regen_bench.llm.types import LLMResponse
+
 SCHEMA_VERSION = 1
 
 _CREATE = """
@@ -63,8 +65,8 @@ class ResponseCache:
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"{self.path}: not a regen-bench LLM cache (sqlite): {exc}") from None
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The stored response fields for ``key``, or None."""
+    def get(self, key: str) -> LLMResponse | None:
+        """The stored response for ``key`` (marked ``cached``), or None."""
         with self._lock:
             row = self._db.execute(
                 "SELECT text, prompt_tokens, completion_tokens, latency_s, response_model "
@@ -74,16 +76,12 @@ class ResponseCache:
         if row is None:
             return None
         text, prompt_tokens, completion_tokens, latency_s, model = row
-        return {
-            "text": text,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "latency_s": latency_s,
-            "model": model,
-        }
+        return LLMResponse(
+            text, prompt_tokens, completion_tokens, latency_s, cached=True, model=model
+        )
 
     def put(
-        self, key: str, *, backend: str, model: str, request: dict[str, Any], response: Any
+        self, key: str, *, backend: str, model: str, request: dict[str, Any], response: LLMResponse
     ) -> None:
         """Store (and commit) one successful response."""
         with self._lock:

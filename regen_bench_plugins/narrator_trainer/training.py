@@ -1,18 +1,4 @@
-"""``hf`` narrator trainer: a transformers causal LM fine-tuned on narratives with Accelerate.
-
-Every pair becomes ``render(system, prompt) + narrative + EOS`` where ``render`` is the text the
-``hf`` LLM backend feeds the model at inference (the tokenizer's chat template when it has one),
-tokenised the same way; the loss covers only the narrative and EOS (prompt labels are -100).
-Training goes through :class:`accelerate.Accelerator`, so the same command runs on one CPU, one
-GPU, or several GPUs with ``accelerate launch -m regen_bench narrator finetune ...``: mixed
-precision (bf16 where supported), gradient accumulation through ``accelerator.accumulate``,
-validation loss gathered over processes. The validation loss is computed every
-``eval_every`` optimizer steps (and before the first step, and at the end); the best checkpoint
-is kept (early stopping after ``patience`` evaluations without improvement).
-
-The output folder appears complete or not at all: everything is written to a hidden sibling
-``.<name>.partial`` and renamed at the end.
-"""
+"""The fine-tuning loop of the ``hf`` narrator trainer (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -22,50 +8,25 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from regen_bench import Register, hookimpl
-from regen_bench.finetune import LOG_FILE, MANIFEST_FILE, FinetuneSpec, Pair
-from regen_bench_plugins.llm_backends.hf import render_prompt
+from regen_bench.finetune import LOG_FILE, MANIFEST_FILE, FinetuneSpec, Hyperparameters
+from regen_bench_plugins.llm_backends.local_models import is_local_model_ref, resolve_local_model
+from regen_bench_plugins.narrator_trainer.encoding import (
+    IGNORE_INDEX,
+    Features,
+    encode_splits,
+    loaders,
+)
 
-IGNORE_INDEX = -100
-
-
-def encode_pair(
-    tokenizer: Any, system: str, pair: Pair, use_chat_template: bool, max_length: int
-) -> dict[str, list[int]] | None:
-    """Token ids and labels of one pair (labels -100 on the prompt); None if over max_length."""
-    rendered = render_prompt(tokenizer, system, pair.prompt, use_chat_template)
-    # The backend lets a chat template write its own BOS; a plain prompt gets the tokenizer's.
-    prompt_ids = list(tokenizer(rendered, add_special_tokens=not use_chat_template)["input_ids"])
-    target_ids = list(tokenizer(pair.target, add_special_tokens=False)["input_ids"])
-    target_ids.append(int(tokenizer.eos_token_id))
-    if len(prompt_ids) + len(target_ids) > max_length:
-        return None
-    return {
-        "input_ids": prompt_ids + target_ids,
-        "labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids,
-    }
-
-
-def collate(features: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
-    """Right-padded batch; padding is masked out of attention and loss."""
+if TYPE_CHECKING:
     import torch
-
-    width = max(len(f["input_ids"]) for f in features)
-    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(features), width), dtype=torch.long)
-    for row, f in enumerate(features):
-        n = len(f["input_ids"])
-        ids[row, :n] = torch.tensor(f["input_ids"])
-        labels[row, :n] = torch.tensor(f["labels"])
-        mask[row, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
 
 
 def _version(dist: str) -> str | None:
@@ -77,11 +38,6 @@ def _version(dist: str) -> str | None:
 
 def _resolve_base(name: str) -> str:
     """Offline aliases and .gguf files become safetensors folders; hub ids pass through."""
-    from regen_bench_plugins.llm_backends.local_models import (
-        is_local_model_ref,
-        resolve_local_model,
-    )
-
     return str(resolve_local_model(name)) if is_local_model_ref(name) else name
 
 
@@ -95,7 +51,9 @@ def _mixed_precision(choice: str, cpu: bool) -> str:
     return "no"
 
 
-def _valid_loss(model: Any, loader: Any, accelerator: Any) -> float:
+def _valid_loss(
+    model: torch.nn.Module, loader: DataLoader[Features], accelerator: Accelerator
+) -> float:
     """Mean loss per narrative token over the whole validation set (all processes).
 
     Summed per example and gathered with ``gather_for_metrics`` (which drops the duplicates
@@ -128,6 +86,39 @@ def _valid_loss(model: Any, loader: Any, accelerator: Any) -> float:
             count += float(gathered[:, 1].sum())
     model.train()
     return total / max(count, 1.0)
+
+
+def _optimizer(model: torch.nn.Module, hp: Hyperparameters) -> torch.optim.Optimizer:
+    """AdamW with weight decay on weight matrices only (not on norms, biases)."""
+    import torch
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n)]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": hp.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=hp.lr,
+    )
+
+
+def _runtime(accelerator: Accelerator) -> dict[str, Any]:
+    """The manifest's ``versions`` and ``environment``."""
+    import torch
+
+    return {
+        "versions": {
+            d: _version(d) for d in ("regen-bench", "torch", "transformers", "accelerate")
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "device": str(accelerator.device),
+            "processes": accelerator.num_processes,
+            "mixed_precision": str(accelerator.mixed_precision),
+            "torch_threads": torch.get_num_threads(),
+        },
+    }
 
 
 def train(
@@ -164,14 +155,13 @@ def train(
 
 def _train(
     spec: FinetuneSpec,
-    accelerator: Any,
+    accelerator: Accelerator,
     work: Path,
     start: float,
     say: Callable[[str], None],
     progress: bool,
 ) -> dict[str, Any]:
     import torch
-    from torch.utils.data import DataLoader, RandomSampler
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -186,18 +176,7 @@ def _train(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     use_template = bool(tokenizer.chat_template)
-
-    encoded: dict[str, list[dict[str, list[int]]]] = {}
-    skipped: dict[str, int] = {}
-    for name, pairs in (("train", spec.train), ("valid", spec.valid)):
-        rows = [encode_pair(tokenizer, spec.system, p, use_template, hp.max_length) for p in pairs]
-        encoded[name] = [r for r in rows if r is not None]
-        skipped[name] = len(rows) - len(encoded[name])
-        if not encoded[name]:
-            raise ValueError(
-                f"every {name} pair is longer than --max-length {hp.max_length} tokens; raise "
-                "it or shorten the prompt (--max-history, --max-field-chars)"
-            )
+    encoded, skipped = encode_splits(spec, tokenizer, use_template)
     if any(skipped.values()):
         say(f"skipped pairs longer than {hp.max_length} tokens: {skipped}")
     lengths = [len(f["input_ids"]) for f in encoded["train"]]
@@ -208,30 +187,8 @@ def _train(
     )
 
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n)]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": hp.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=hp.lr,
-    )
-    pad = int(tokenizer.pad_token_id)
-    generator = torch.Generator().manual_seed(spec.seed)
-    # A seeded sampler: the same shuffles on every run (and on every process under Accelerate).
-    train_loader: Any = DataLoader(
-        encoded["train"],  # type: ignore[arg-type]
-        batch_size=hp.batch_size,
-        sampler=RandomSampler(encoded["train"], generator=generator),
-        collate_fn=lambda f: collate(f, pad),
-    )
-    valid_loader: Any = DataLoader(
-        encoded["valid"],  # type: ignore[arg-type]
-        batch_size=hp.eval_batch_size,
-        shuffle=False,
-        collate_fn=lambda f: collate(f, pad),
-    )
+    optimizer = _optimizer(model, hp)
+    train_loader, valid_loader = loaders(encoded, hp, int(tokenizer.pad_token_id), spec.seed)
     model, optimizer, train_loader, valid_loader = accelerator.prepare(
         model, optimizer, train_loader, valid_loader
     )
@@ -331,16 +288,7 @@ def _train(
             "optimizer": "AdamW",
             "schedule": "linear warmup + linear decay",
         },
-        "versions": {
-            d: _version(d) for d in ("regen-bench", "torch", "transformers", "accelerate")
-        },
-        "environment": {
-            "python": platform.python_version(),
-            "device": str(accelerator.device),
-            "processes": accelerator.num_processes,
-            "mixed_precision": str(accelerator.mixed_precision),
-            "torch_threads": torch.get_num_threads(),
-        },
+        **_runtime(accelerator),
         "pairs": {
             "train": len(encoded["train"]),
             "valid": len(encoded["valid"]),
@@ -367,14 +315,4 @@ def _train(
     return manifest
 
 
-@hookimpl
-def register_narrator_trainers(register: Register) -> None:
-    register(
-        "hf",
-        train,
-        summary="fine-tune a transformers causal LM (hub id, folder, .gguf, smollm2 / "
-        "gemma3-270m) with Accelerate",
-    )
-
-
-__all__ = ["collate", "encode_pair", "render_prompt", "train"]
+__all__ = ["train"]

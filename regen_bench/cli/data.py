@@ -1,0 +1,250 @@
+"""``regen-bench data``: synth, info, export, prepare and import (dataset tools)."""
+
+from __future__ import annotations
+
+import argparse
+
+import regen_bench.cli._common as common
+
+OUT_FILE_HELP = "output REGEN-format file (.jsonl or .gz)"
+
+
+def _configure_synth(parser: argparse.ArgumentParser) -> None:
+    from regen_bench.data.synth import DEFAULT_ITEMS, DEFAULT_SEED, DEFAULT_USERS
+
+    common.add_out(parser, OUT_FILE_HELP)
+    parser.add_argument(
+        "--users", type=int, default=DEFAULT_USERS, help="number of users (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--items", type=int, default=DEFAULT_ITEMS, help="number of items (default: %(default)s)"
+    )
+    common.add_seed(parser, DEFAULT_SEED)
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="leave critiques and narratives out (reviews kept): input for `regen-bench inpaint`",
+    )
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from regen_bench.data.synth import write_synthetic
+
+    stats = write_synthetic(
+        args.out, users=args.users, items=args.items, seed=args.seed, bare=args.bare
+    )
+    for line in stats.lines():
+        print(line)
+    return 0
+
+
+def _configure_info(parser: argparse.ArgumentParser) -> None:
+    common.add_positional_or_option(parser, "dataset", common.DATASET_HELP)
+    common.add_data_dir(parser)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from regen_bench.resolve import resolve_dataset
+
+    ds = resolve_dataset(common.positional_or_option(args, "dataset"), args.data_dir)
+    lengths = ds.lengths().tolist()
+    n = sum(lengths)
+    print(f"dataset        {ds.name} ({ds.source})")
+    print(f"fingerprint    {ds.fingerprint}")
+    print(f"users          {len(ds.users)}")
+    print(f"items          {len(ds.catalog)}")
+    print(
+        f"interactions   {n} ({n / max(len(ds.users), 1):.2f} items/user, "
+        f"min {min(lengths, default=0)}, max {max(lengths, default=0)})"
+    )
+    print(f"critiques      {ds.critique_coverage():.1%} of adjacent pairs")
+    for field, count in sorted(ds.report.unknown_fields.items()):
+        print(f"unknown field  {field}: {count} time(s)")
+    return 0
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["hf"], default="hf", help="output format (hf)")
+    common.add_positional_or_option(parser, "dataset", common.DATASET_HELP)
+    common.add_positional_or_option(parser, "out", "output folder, new or empty", "--output")
+    common.add_data_dir(parser)
+    common.add_quiet(parser)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from regen_bench.data.export import export_hf
+    from regen_bench.resolve import resolve_dataset
+
+    ds = resolve_dataset(common.positional_or_option(args, "dataset"), args.data_dir)
+    out = common.positional_or_option(args, "out")
+    counts = export_hf(ds, out, progress=not args.quiet)
+    print(f"wrote {out} ({args.format}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def _configure_prepare(parser: argparse.ArgumentParser) -> None:
+    from regen_bench.data.amazon import DEFAULT_MAX_LEN, DEFAULT_MIN_INTERACTIONS
+
+    parser.add_argument(
+        "--reviews", required=True, help="reviews file, e.g. Office_Products.json.gz"
+    )
+    parser.add_argument(
+        "--meta", required=True, help="metadata file, e.g. meta_Office_Products.json.gz"
+    )
+    common.add_out(parser, OUT_FILE_HELP)
+    parser.add_argument(
+        "--min-interactions",
+        type=int,
+        default=DEFAULT_MIN_INTERACTIONS,
+        help="drop users with fewer purchases (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-len",
+        type=int,
+        default=DEFAULT_MAX_LEN,
+        help="keep the most recent N purchases (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--k-core",
+        type=int,
+        default=None,
+        metavar="K",
+        help="iterative k-core: users and items with at least K interactions (default: off)",
+    )
+    parser.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="skip and count malformed lines instead of stopping at the first",
+    )
+    common.add_quiet(parser)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from regen_bench.data.amazon import prepare
+
+    stats = prepare(
+        args.reviews,
+        args.meta,
+        args.out,
+        min_interactions=args.min_interactions,
+        max_len=args.max_len,
+        k_core=args.k_core,
+        skip_bad_lines=args.skip_bad_lines,
+        progress=not args.quiet,
+    )
+    for line in stats.lines():
+        print(line)
+    return 0
+
+
+def _configure_import(parser: argparse.ArgumentParser) -> None:
+    from regen_bench.data import recbole
+
+    parser.add_argument(
+        "--format", choices=["recbole"], required=True, help="input format (recbole)"
+    )
+    parser.add_argument(
+        "dir", metavar="DIR", help="RecBole dataset folder with <name>.inter, <name>.item"
+    )
+    common.add_out(parser, OUT_FILE_HELP)
+    parser.add_argument(
+        "--min-interactions",
+        type=int,
+        default=recbole.DEFAULT_MIN_INTERACTIONS,
+        help="drop users with fewer interactions (default: %(default)s, keep all as RecBole)",
+    )
+    for what, setting, default in (
+        ("user", "USER_ID_FIELD", recbole.DEFAULT_USER_FIELD),
+        ("item", "ITEM_ID_FIELD", recbole.DEFAULT_ITEM_FIELD),
+        ("time", "TIME_FIELD", recbole.DEFAULT_TIME_FIELD),
+        ("rating", "RATING_FIELD", recbole.DEFAULT_RATING_FIELD),
+    ):
+        parser.add_argument(
+            f"--{what}-field",
+            default=default,
+            metavar="NAME",
+            help=f"{what} column, RecBole's {setting} (default: %(default)s)",
+        )
+    parser.add_argument(
+        "--time-key",
+        choices=recbole.TIME_KEYS,
+        default="exact",
+        help="sort by the exact timestamp (default), or by RecBole's own key: its float32 copy "
+        "of the timestamp, min-max normalised first with float32-normalized (RecBole's ml-100k "
+        "config); equal keys keep file order",
+    )
+    parser.add_argument(
+        "--ignore-ratings",
+        action="store_true",
+        help=f"write every rating as {recbole.IMPLICIT_RATING:g} (ratings outside 1-5)",
+    )
+    parser.add_argument(
+        "--no-item-file",
+        action="store_true",
+        help="import without a <name>.item file (item titles empty)",
+    )
+
+
+def _import(args: argparse.Namespace) -> int:
+    from regen_bench.data.recbole import import_recbole
+
+    stats = import_recbole(
+        args.dir,
+        args.out,
+        min_interactions=args.min_interactions,
+        user_field=args.user_field,
+        item_field=args.item_field,
+        time_field=args.time_field,
+        rating_field=args.rating_field,
+        ignore_ratings=args.ignore_ratings,
+        require_item_file=not args.no_item_file,
+        time_key=args.time_key,
+    )
+    for line in stats.lines():
+        print(line)
+    return 0
+
+
+SUBCOMMANDS = (
+    common.Command(
+        "synth",
+        help="regenerate the simulated `mini` store (or a variant)",
+        configure=_configure_synth,
+        handler=_synth,
+    ),
+    common.Command(
+        "info",
+        help="statistics of a dataset (name or path)",
+        configure=_configure_info,
+        handler=_info,
+    ),
+    common.Command(
+        "export",
+        help="write a dataset as a Hugging Face `datasets` folder (train/validation/test)",
+        description="Write the leave-one-out split of DATASET as a `datasets.load_from_disk` "
+        "folder OUT (train/validation/test splits, catalog in OUT/items, README card).",
+        configure=_configure_export,
+        handler=_export,
+    ),
+    common.Command(
+        "prepare",
+        help="Amazon Reviews 2018 raw files -> REGEN-format user sequences",
+        description="Build time-sorted, de-duplicated user sequences (a repeated purchase of "
+        "an item keeps the first) from Amazon Reviews 2018 review and metadata files, and "
+        "write them as a REGEN-format file (empty narratives, no critiques).",
+        configure=_configure_prepare,
+        handler=_prepare,
+    ),
+    common.Command(
+        "import",
+        help="RecBole atomic files (.inter, .item) -> REGEN-format user sequences",
+        description="Convert a RecBole dataset folder DIR (<name>.inter, <name>.item, optional "
+        "<name>.user) into a REGEN-format file: each user's interactions by timestamp, equal "
+        "timestamps in file order (RecBole's stable sort), item title and categories from the "
+        ".item columns (docs/data-format.md).",
+        configure=_configure_import,
+        handler=_import,
+    ),
+)
+
+COMMANDS = (common.group("data", "dataset tools", SUBCOMMANDS),)

@@ -1,0 +1,54 @@
+"""``regen-bench plugins``: what is installed, from where, and what each plugin registers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from regen_bench.cli._common import Command
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from regen_bench.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    rows: list[dict[str, object]] = [
+        {
+            "name": p.name,
+            "module": p.module,
+            "source": p.source,
+            "distribution": p.distribution,
+            "version": p.version,
+            "registers": [f"{kind}:{name}" for kind, name in p.registered],
+            "error": p.error,
+        }
+        for p in manager.infos
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for info in manager.infos:
+        origin = f"{info.source} ({info.distribution} {info.version})".rstrip()
+        print(f"{info.name:<14} {origin}")
+        if info.error:
+            print(f"    FAILED: {info.error}")
+        for kind, name in info.registered:
+            entry = manager.get(kind, name)
+            tasks = entry.meta.get("tasks")
+            extra = f" [tasks: {', '.join(tasks)}]" if tasks else ""
+            print(f"    {kind:<11} {name:<12} {entry.meta.get('summary', '')}{extra}")
+    return 0
+
+
+COMMANDS = (
+    Command(
+        "plugins",
+        help="list plugins, their versions and what they register",
+        configure=_configure,
+        handler=_plugins,
+    ),
+)

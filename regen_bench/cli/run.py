@@ -1,0 +1,180 @@
+"""``regen-bench run`` (train, evaluate, write results) and ``regen-bench validate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import regen_bench.cli._common as common
+
+NONE = "none"
+
+
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    from regen_bench.embedding import DEFAULT_EMBEDDER
+    from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, TIE_POLICIES
+    from regen_bench.metrics.text import DEFAULT_BERTSCORE_MODEL
+    from regen_bench.runner import DEFAULT_OUTPUT, RunConfig
+    from regen_bench.tasks import TASKS
+
+    parser.add_argument(
+        "--model", required=True, help="model plugin name (see `regen-bench plugins`)"
+    )
+    parser.add_argument(
+        "--task",
+        required=True,
+        help="task: " + "; ".join(f"{t.name} ({t.description})" for t in TASKS.values()),
+    )
+    common.add_dataset(parser, default=RunConfig.dataset)
+    parser.add_argument(
+        "--narrative", default=None, help="narrative type for the conversational task"
+    )
+    common.add_out(parser, "result folder", default=DEFAULT_OUTPUT)
+    common.add_seed(parser, RunConfig.seed)
+    common.add_set(
+        parser,
+        "model option, repeatable (e.g. --set epochs=20 --set loss=bce); "
+        "narrator.KEY=VALUE configures the conversational task's narrator: narrator.backend "
+        "(default hf), narrator.model, narrator.condition (target: the true next item, the "
+        "paper's upper bound; top1: the model's first choice), narrator.max_tokens, "
+        "narrator.temperature, narrator.cache; other narrator.* keys go to the LLM backend",
+    )
+    parser.add_argument(
+        "--embedder",
+        default=DEFAULT_EMBEDDER,
+        help="embedder plugin for the semantic-similarity metric, or 'none' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--bertscore-model",
+        default=DEFAULT_BERTSCORE_MODEL,
+        help="local model folder or hub id for BERTScore, or 'none' "
+        "(default: %(default)s, shipped offline)",
+    )
+    parser.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=RunConfig.eval_batch_size,
+        help="test examples scored at once; results do not depend on it",
+    )
+    parser.add_argument(
+        "--tie-policy",
+        default=DEFAULT_TIE_POLICY,
+        choices=TIE_POLICIES,
+        help="how items scoring exactly like the target count "
+        "(default: %(default)s: ties rank above the target)",
+    )
+    parser.add_argument(
+        "--exclude-history",
+        action="store_true",
+        help="remove the user's earlier purchases from the ranking (default: kept)",
+    )
+    common.add_limit(
+        parser,
+        "evaluate only the first N test users (quick checks; recorded in the signature, "
+        "so the numbers never compare with full runs)",
+    )
+    common.add_threads(
+        parser,
+        "torch threads for training, scoring and local LLMs (default: torch's choice, one "
+        "per core; use 1 on a shared machine, where more threads can be much slower)",
+    )
+    common.add_quiet(parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from regen_bench.metrics.ranking import METRIC_NAMES
+    from regen_bench.metrics.text import TEXT_METRIC_NAMES
+    from regen_bench.runner import RunConfig, run
+
+    config = RunConfig(
+        model=args.model,
+        task=args.task,
+        dataset=args.dataset,
+        narrative=args.narrative,
+        output=args.out,
+        seed=args.seed,
+        options=common.parse_set(args.set),
+        data_dir=args.data_dir,
+        eval_batch_size=args.eval_batch_size,
+        tie_policy=args.tie_policy,
+        exclude_history=args.exclude_history,
+        limit=args.limit,
+        embedder=None if args.embedder == NONE else args.embedder,
+        bertscore_model=None if args.bertscore_model == NONE else args.bertscore_model,
+        threads=args.threads,
+    )
+    out = run(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    r = out.result
+    print(
+        f"{r.model.name} on {r.task.name} ({r.dataset.name}, "
+        f"{r.protocol.test_examples} test users, full ranking over {r.dataset.items} items)"
+    )
+    width = max(len(m) for m in (*METRIC_NAMES, *TEXT_METRIC_NAMES))
+    crit = any(k.startswith("critiqued/") for k in r.metrics)
+    header = f"  {'metric':<{width}}  {'all':>8}" + (f"  {'critiqued':>9}" if crit else "")
+    print(header)
+    for name in METRIC_NAMES:
+        line = f"  {name:<{width}}  {r.metrics[name]:>8.4f}"
+        if crit:
+            line += f"  {r.metrics['critiqued/' + name]:>9.4f}"
+        print(line)
+    if r.narration is not None:
+        n = r.narration
+        who = "the model" if n.backend is None else f"{n.backend} ({n.llm_model})"
+        print(
+            f"  narratives: {r.task.narrative_type} by {who}, about the {n.condition} item, "
+            f"{n.scored} scored, {n.failed} failed"
+            + (
+                f", {n.excluded} left out (the narrator was fine-tuned on them)"
+                if n.excluded
+                else ""
+            )
+        )
+        for name in TEXT_METRIC_NAMES:
+            if name in r.metrics:
+                print(f"  {name:<{width}}  {r.metrics[name]:>8.4f}")
+    print(f"  time: fit {r.timings['fit_s']:.1f}s, evaluate {r.timings['evaluate_s']:.1f}s")
+    print(f"signature: {r.signature}")
+    print(f"wrote {out.result_path} and {out.samples_path.name}")
+    return 0
+
+
+def _configure_validate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from regen_bench.results import ResultError, load_result
+
+    bad = 0
+    for path in args.files:
+        try:
+            result = load_result(path)
+        except ResultError as exc:
+            print(f"INVALID {exc}", file=sys.stderr)
+            bad += 1
+        else:
+            print(
+                f"ok {path}: {result.model.name} / {result.task.name} / "
+                f"{result.dataset.name} ({result.signature})"
+            )
+    return 1 if bad else 0
+
+
+COMMANDS = (
+    common.Command(
+        "run",
+        help="train a model, evaluate it on the test split, write results",
+        description="Train MODEL on TASK (leave-one-out split), rank the whole "
+        "catalog for every test user and write a result JSON plus a per-sample "
+        "jsonl under OUT/<dataset>/<task>/.",
+        configure=_configure_run,
+        handler=_run,
+    ),
+    common.Command(
+        "validate",
+        help="check result files (schema, signature, per-sample data)",
+        configure=_configure_validate,
+        handler=_validate,
+    ),
+)

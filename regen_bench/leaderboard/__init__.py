@@ -1,0 +1,46 @@
+"""Leaderboards: validated submissions in, deterministic Markdown and HTML tables out.
+
+- :mod:`~regen_bench.leaderboard.submissions`: checking result files, accepting them into the
+  submissions folder, and the comparability key that decides which numbers share a table;
+- :mod:`~regen_bench.leaderboard.tables`: grouping, the paper-style and ranking tables, Markdown;
+- :mod:`~regen_bench.leaderboard.html`: the web page (its CSS and JavaScript are package data);
+- :mod:`~regen_bench.leaderboard.publish`: render, build and check the published files.
+
+Every text that reaches a table is escaped; nothing in a submission is ever executed.
+"""
+
+from regen_bench.leaderboard.publish import DEFAULT_OUT, build, check, render
+from regen_bench.leaderboard.submissions import (
+    DEFAULT_SUBMISSIONS,
+    LeaderboardSpec,
+    Submission,
+    SubmissionError,
+    collect,
+    comparability_key,
+    load_spec,
+    protocol_key,
+    result_stem,
+    submit,
+    validate_submission,
+)
+from regen_bench.leaderboard.tables import Group, group_results
+
+__all__ = [
+    "DEFAULT_OUT",
+    "DEFAULT_SUBMISSIONS",
+    "Group",
+    "LeaderboardSpec",
+    "Submission",
+    "SubmissionError",
+    "build",
+    "check",
+    "collect",
+    "comparability_key",
+    "group_results",
+    "load_spec",
+    "protocol_key",
+    "render",
+    "result_stem",
+    "submit",
+    "validate_submission",
+]

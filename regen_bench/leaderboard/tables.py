@@ -1,0 +1,234 @@
+"""Leaderboard tables: grouping results by comparability key, the paper-style and ranking
+tables (pandas DataFrames), and the Markdown page of one dataset."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from regen_bench.data.schema import NARRATIVE_TYPES
+from regen_bench.leaderboard.submissions import Submission, SubmissionError, comparability_key
+from regen_bench.results import CRITIQUED_PREFIX, Result
+from regen_bench.tasks import TASKS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PANDAS_HINT = "leaderboards need pandas and tabulate: pip install 'regen-bench[leaderboard]'"
+TASK_LABELS = {
+    "sequential": "Hist. → ID",
+    "critique": "Hist. + Critique → ID",
+    "conversational": "Hist. + Critique → ID + Narrative",
+}
+NARRATIVE_LABELS = {
+    "purchase_reason": "Purchase Reason",
+    "purchase_explanation": "Purchase Reason Expl.",
+    "product_endorsement": "Product Endorsement",
+    "user_summary": "User Summary",
+    "user_summary_long": "Long User Summary",
+    "user_profile": "User Profile",
+}
+METRIC_LABELS = {
+    "recall@1": "Recall@1",
+    "recall@5": "Recall@5",
+    "recall@10": "Recall@10",
+    "ndcg@5": "NDCG@5",
+    "ndcg@10": "NDCG@10",
+    "mrr": "MRR",
+    "critiqued/ndcg@10": "NDCG@10 (critiqued)",
+    "bleu": "BLEU",
+    "rougeL": "ROUGE-L",
+    "semantic_similarity": "Sem. Sim.",
+    "bertscore_f1": "BERTScore F1",
+}
+#: Rows of the paper-style table (Tables 4 and 5) per task.
+MAIN_RANKING = ("recall@10", "ndcg@10", "mrr")
+MAIN_TEXT = ("bleu", "rougeL", "semantic_similarity", "bertscore_f1")
+RANKING_COLUMNS = (
+    "recall@1",
+    "recall@5",
+    "recall@10",
+    "ndcg@5",
+    "ndcg@10",
+    "mrr",
+    "critiqued/ndcg@10",
+)
+RANKING_ONLY = "ranking only"
+
+
+def _fmt(metric: str, value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    base = metric.removeprefix(CRITIQUED_PREFIX)
+    if base in ("bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "bertscore_f1"):
+        return f"{value:.2f}"
+    if base == "semantic_similarity":
+        return f"{value:.3f}"
+    return f"{value:.4f}"
+
+
+def model_label(result: Result) -> str:
+    """Column label: the model, plus the LLM that wrote its narratives (``sasrec + hf/x``)."""
+    n = result.narration
+    if n is None or n.backend is None:
+        return result.model.name
+    return f"{result.model.name} + {n.backend}/{n.llm_model}"
+
+
+@dataclass
+class Group:
+    """Results sharing one comparability key: one paper-style table plus ranking tables."""
+
+    protocol: str
+    text: str
+    results: list[Result]
+
+
+def group_results(results: Iterable[Result]) -> list[Group]:
+    """Groups by comparability key, sorted; ranking-only results join each text key's group."""
+    by_protocol: dict[str, dict[str, list[Result]]] = {}
+    for r in results:
+        proto, text = comparability_key(r)
+        by_protocol.setdefault(proto, {}).setdefault(text, [])
+        by_protocol[proto][text].append(r)
+    groups = []
+    for proto in sorted(by_protocol):
+        texts = by_protocol[proto]
+        ranking_only = texts.pop("", [])
+        if not texts:
+            groups.append(Group(proto, "", ranking_only))
+        for text in sorted(texts):
+            groups.append(Group(proto, text, ranking_only + texts[text]))
+    for g in groups:
+        g.results.sort(key=lambda r: (r.task.name, r.task.narrative_type or "", r.model.name))
+    return groups
+
+
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+        import tabulate  # noqa: F401  (DataFrame.to_markdown needs it)
+    except ImportError:
+        raise SubmissionError(PANDAS_HINT) from None
+    return pd
+
+
+def main_table(group: Group) -> pd.DataFrame:
+    """The paper's layout: rows task x metric, columns narrative type x model."""
+    pd = _pandas()
+    ranking = {(r.task.name, r.model.name): r for r in group.results if r.narration is None}
+    convo = [r for r in group.results if r.narration is not None]
+    narratives = sorted({r.task.narrative_type or "" for r in convo}, key=NARRATIVE_TYPES.index)
+    columns: list[tuple[str, str, str, Result | None]] = []  # narrative, model, label, convo
+    with_text = {r.model.name for r in convo}
+    for narr in narratives:
+        for r in sorted(
+            (r for r in convo if r.task.narrative_type == narr), key=lambda r: r.model.name
+        ):
+            columns.append((NARRATIVE_LABELS[narr], r.model.name, model_label(r), r))
+    for model in sorted({m for _, m in ranking} - with_text):
+        columns.append((RANKING_ONLY, model, model, None))
+    text_metrics = [m for m in MAIN_TEXT if any(m in r.metrics for r in convo)]
+    rows: list[tuple[str, str, str]] = []  # task, metric, label
+    for task in TASKS:
+        present = any(t == task for t, _ in ranking) or (TASKS[task].generates and bool(convo))
+        if not present:
+            continue
+        metrics = list(MAIN_RANKING) + (text_metrics if TASKS[task].generates else [])
+        rows += [(task, m, METRIC_LABELS[m]) for m in metrics]
+    data = []
+    for task, metric, label in rows:
+        line = [f"{task} ({TASK_LABELS[task]})", label]
+        for _narr, model, _label, conv in columns:
+            source = conv if TASKS[task].generates else ranking.get((task, model))
+            line.append(_fmt(metric, source.metrics.get(metric) if source else None))
+        data.append(line)
+    header = ["Task", "Metric"] + [f"{n} · {label}" for n, _m, label, _c in columns]
+    return pd.DataFrame(data, columns=header)
+
+
+def ranking_tables(group: Group) -> list[tuple[str, pd.DataFrame]]:
+    """One plain ranking per task (and narrative type), sorted by NDCG@10, then MRR, name."""
+    pd = _pandas()
+    keys = sorted(
+        {(r.task.name, r.task.narrative_type or "") for r in group.results},
+        key=lambda k: (list(TASKS).index(k[0]), k[1]),
+    )
+    tables = []
+    for task, narr in keys:
+        rows = [
+            r for r in group.results if (r.task.name, r.task.narrative_type or "") == (task, narr)
+        ]
+        rows.sort(key=lambda r: (-r.metrics["ndcg@10"], -r.metrics["mrr"], model_label(r)))
+        has_text = any(r.narration is not None for r in rows)
+        metric_cols = list(RANKING_COLUMNS) + (
+            [m for m in MAIN_TEXT if any(m in r.metrics for r in rows)] if has_text else []
+        )
+        data = []
+        for rank, r in enumerate(rows, start=1):
+            line: list[Any] = [rank, model_label(r)]
+            line += [_fmt(m, r.metrics.get(m)) for m in metric_cols]
+            if has_text:
+                assert r.narration is not None
+                line.append(r.narration.condition)
+            line += [
+                "–" if r.model.parameters is None else f"{r.model.parameters:,}",
+                f"{r.model.plugin} {r.model.version}".strip(),
+                r.seeds.get("seed", "–"),
+            ]
+            data.append(line)
+        header = ["#", "Model"] + [METRIC_LABELS.get(m, m) for m in metric_cols]
+        header += (["Narrated item"] if has_text else []) + ["Params", "Plugin", "Seed"]
+        title = f"{task} ({TASK_LABELS[task]})" + (f", {NARRATIVE_LABELS[narr]}" if narr else "")
+        tables.append((title, pd.DataFrame(data, columns=header)))
+    return tables
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    df = df.copy()
+    df.columns = [_md_escape(str(c)) for c in df.columns]
+    for col in df.columns:
+        df[col] = [_md_escape(str(v)) for v in df[col]]
+    return str(df.to_markdown(index=False, disable_numparse=True))
+
+
+def render_markdown(dataset: str, subs: list[Submission], root: Path) -> str:
+    """``leaderboards/<dataset>.md``."""
+    groups = group_results(s.result for s in subs)
+    lines = [
+        f"# Leaderboard: {dataset}",
+        "",
+        "<!-- Generated by `regen-bench leaderboard build` from "
+        f"{root.name}/{dataset}/; do not edit. -->",
+        "",
+        f"{len(subs)} accepted result file(s). Numbers in one table share a comparability key "
+        "(harness major version, dataset fingerprint, split, ranking protocol, tie and history "
+        "policy, subset, and for narrative metrics the text-metric variants); results with "
+        "different keys are never mixed.",
+    ]
+    for i, g in enumerate(groups, start=1):
+        lines += ["", f"## Table {i}", "", f"Protocol key: `{g.protocol}`"]
+        if g.text:
+            lines += ["", f"Text-metric key: `{g.text}`"]
+        lines += [
+            "",
+            "Rows: task x metric; columns: narrative type x model (as in the paper's Tables 4 "
+            "and 5). Ranking metrics of a model do not depend on the narrative type.",
+            "",
+            _markdown_table(main_table(g)),
+        ]
+        for title, df in ranking_tables(g):
+            lines += ["", f"### Ranking: {title}", "", _markdown_table(df)]
+    lines += ["", "## Submissions", ""]
+    for s in subs:
+        rel = s.path.relative_to(root).as_posix()
+        # Names are restricted (NAME_RE) and a code span shows the signature verbatim.
+        lines.append(f"- `{rel}`: `{s.result.signature}`")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,126 @@
+"""What a run is: :class:`RunConfig` (every setting that can change a number) and its checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regen_bench.data.schema import NARRATIVE_TYPES
+from regen_bench.embedding import DEFAULT_EMBEDDER
+from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, TIE_POLICIES
+from regen_bench.metrics.text import DEFAULT_BERTSCORE_MODEL
+from regen_bench.plugins import PluginManager, UnknownNameError
+from regen_bench.resolve import DEFAULT_DATASET
+from regen_bench.tasks import TASKS
+
+DEFAULT_OUTPUT = "results"
+DEFAULT_EVAL_BATCH_SIZE = 256
+#: ``--set`` keys with this prefix configure the conversational task's narrator.
+NARRATOR_PREFIX = "narrator."
+
+
+class RunError(ValueError):
+    """A run cannot start (bad names, unsupported task...); the message says why."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run: ``model`` on ``task`` of ``dataset``, with every setting that shapes its result.
+
+    ``options`` are the ``--set`` options: ``narrator.*`` keys configure the conversational
+    task's narrator, the others go to the model's factory. ``limit`` keeps the first N test
+    users (recorded in the protocol and the signature); ``threads`` sets torch's CPU threads.
+    """
+
+    model: str
+    task: str
+    dataset: str = DEFAULT_DATASET
+    narrative: str | None = None
+    output: str | os.PathLike[str] = DEFAULT_OUTPUT
+    seed: int = 0
+    options: Mapping[str, object] = field(default_factory=dict)
+    data_dir: str | None = None
+    eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE
+    tie_policy: str = DEFAULT_TIE_POLICY
+    exclude_history: bool = False
+    limit: int | None = None
+    embedder: str | None = DEFAULT_EMBEDDER
+    bertscore_model: str | None = DEFAULT_BERTSCORE_MODEL
+    threads: int | None = None
+
+    def model_options(self) -> dict[str, object]:
+        """The options for the model's factory (all but ``narrator.*``)."""
+        return {k: v for k, v in self.options.items() if not k.startswith(NARRATOR_PREFIX)}
+
+    def narrator_options(self) -> dict[str, object]:
+        """The ``narrator.*`` options, prefix removed."""
+        return {
+            k.removeprefix(NARRATOR_PREFIX): v
+            for k, v in self.options.items()
+            if k.startswith(NARRATOR_PREFIX)
+        }
+
+    def output_paths(self, dataset_name: str) -> tuple[Path, Path]:
+        """The result file and the per-sample file: ``OUTPUT/<dataset>/<task>/<stem>``."""
+        out_dir = Path(self.output) / dataset_name / self.task
+        stem = self.model + (f"__{self.narrative}" if self.narrative else "")
+        return out_dir / f"{stem}.json", out_dir / f"{stem}.samples.jsonl"
+
+
+def supports(meta: Mapping[str, Any], task: str) -> bool:
+    """Whether a model registered with ``meta`` can run ``task``.
+
+    The conversational task is open to joint models that declare it and, through the narrator,
+    to every model that ranks with critiques (it ranks exactly as on ``critique``).
+    """
+    tasks = tuple(meta.get("tasks", ()))
+    return task in tasks or (task == "conversational" and "critique" in tasks)
+
+
+def check_names(model: str, task: str, plugins: PluginManager) -> None:
+    """Fail fast (before loading data) on an unknown model/task or an unsupported pair."""
+    if task not in TASKS:
+        raise UnknownNameError("task", task, list(TASKS))
+    entry = plugins.get("model", model)
+    if not supports(entry.meta, task):
+        supported = tuple(entry.meta.get("tasks", ()))
+        raise RunError(
+            f"model '{model}' does not support task '{task}' "
+            f"(it supports: {', '.join(supported) or 'none'}); models for '{task}': "
+            + ", ".join(
+                n for n in plugins.names("model") if supports(plugins.get("model", n).meta, task)
+            )
+        )
+
+
+def check_config(config: RunConfig, plugins: PluginManager) -> None:
+    """Every check that needs no data: names, protocol values, the narrative type."""
+    check_names(config.model, config.task, plugins)
+    if config.tie_policy not in TIE_POLICIES:
+        raise UnknownNameError("tie policy", config.tie_policy, list(TIE_POLICIES))
+    if config.eval_batch_size < 1:
+        raise RunError("eval batch size must be at least 1")
+    if config.limit is not None and config.limit < 1:
+        raise RunError("--limit must be at least 1")
+    if config.threads is not None and config.threads < 1:
+        raise RunError("--threads must be at least 1")
+    if TASKS[config.task].generates and config.narrative not in NARRATIVE_TYPES:
+        raise RunError(
+            f"task '{config.task}' needs a narrative type, one of {', '.join(NARRATIVE_TYPES)} "
+            "(--narrative TYPE)"
+        )
+
+
+__all__ = [
+    "DEFAULT_EVAL_BATCH_SIZE",
+    "DEFAULT_OUTPUT",
+    "NARRATOR_PREFIX",
+    "RunConfig",
+    "RunError",
+    "check_config",
+    "check_names",
+    "supports",
+]

@@ -1,0 +1,212 @@
+"""The conversational task's text half: one narrative per test example, scored against REGEN's.
+
+A model that writes text itself (``generates_text``) narrates its own first choice; any other
+model is paired with the narrator (an LLM backend), on the item the narrator's ``condition``
+names. A fine-tuned narrator only narrates (and is only scored on) the users of its held-out
+bucket: it was trained on the others' reference narratives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from regen_bench.data.dataset import Dataset
+from regen_bench.finetune_manifest import FinetuneManifest, manifest_sha256
+from regen_bench.metrics.text import compute_text_metrics
+from regen_bench.model import Model
+from regen_bench.narrator import PROMPT_VERSION, NarratorConfig, narrate, narrated_items
+from regen_bench.results import Narration, NarratorFinetune
+from regen_bench.runner.config import RunConfig, RunError
+from regen_bench.tasks import Example, TaskData
+
+#: The narrator's request cache, inside the run's output folder unless ``narrator.cache`` says.
+CACHE_FILE = ".llm-cache.sqlite"
+
+
+@dataclass
+class _Texts:
+    """The narratives of one run and how they were produced (before scoring)."""
+
+    narrated: list[int]
+    texts: list[str]
+    errors: list[str | None]
+    condition: Literal["target", "top1"]
+    backend: str | None = None
+    llm_model: str | None = None
+    prompt_version: int | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+    #: Example index -> why it was left out (a fine-tuned narrator's train/valid users).
+    excluded: dict[int, str] = field(default_factory=dict)
+    finetune: NarratorFinetune | None = None
+
+
+def _model_texts(
+    model: Model, examples: Sequence[Example], narrative: str, top1: list[int]
+) -> _Texts:
+    """A generating model narrates its own first choice."""
+    texts = list(model.generate(examples, narrative))
+    if len(texts) != len(examples):
+        raise RunError(f"model returned {len(texts)} narratives for {len(examples)} examples")
+    return _Texts(narrated=top1, texts=texts, errors=[None] * len(texts), condition="top1")
+
+
+def _narrator_texts(
+    data: TaskData,
+    ds: Dataset,
+    top1: list[int],
+    cfg: NarratorConfig,
+    config: RunConfig,
+    *,
+    finetuned: FinetuneManifest | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> _Texts:
+    """The narrator (an LLM backend) writes about the item ``cfg.condition`` names."""
+    assert config.narrative is not None
+    examples = data.test
+    narrated = narrated_items([ex.target for ex in examples], top1, cfg.condition)
+    by_user = {u.user_id: u for u in ds.users}
+    cache = cfg.cache if cfg.cache is not None else str(Path(config.output) / CACHE_FILE)
+    excluded: dict[int, str] = {}
+    ft_info = None
+    if finetuned is not None:
+        # (A folder retrained in place never hits old answers: the hf backend's cache key
+        # carries a tag of the folder's files.)
+        excluded, ft_info = _finetune_exclusions(examples, finetuned, cfg, ds)
+        log(
+            f"fine-tuned narrator: {len(examples) - len(excluded)} held-out test users "
+            f"narrated and scored, {len(excluded)} left out (its train/valid users)"
+        )
+    keep = [i for i in range(len(examples)) if i not in excluded]
+    log(f"narrating {len(keep)} examples with llm backend '{cfg.backend}'")
+    out = narrate(
+        data.catalog,
+        [by_user[examples[i].user_id] for i in keep],
+        [examples[i] for i in keep],
+        [narrated[i] for i in keep],
+        config.narrative,
+        cfg,
+        cache_path=cache or None,
+        progress=progress,
+    )
+    texts: list[str] = [""] * len(examples)
+    errors: list[str | None] = [None] * len(examples)
+    for j, i in enumerate(keep):
+        texts[i], errors[i] = out.texts[j], out.errors[j]
+    llm_model = out.model
+    if ft_info is not None:
+        # Name a fine-tuned narrator by its manifest, not by the folder it happens to sit
+        # in: the same weights compare wherever they are stored, retrained ones never do.
+        llm_model = f"{ft_info.base_model}+ft.{ft_info.manifest_sha256[:12]}"
+    return _Texts(
+        narrated=narrated,
+        texts=texts,
+        errors=errors,
+        condition=cfg.condition,
+        backend=out.backend,
+        llm_model=llm_model,
+        prompt_version=PROMPT_VERSION,
+        record=cfg.record(),
+        usage=out.usage,
+        excluded=excluded,
+        finetune=ft_info,
+    )
+
+
+def _finetune_exclusions(
+    examples: Sequence[Example], manifest: FinetuneManifest, cfg: NarratorConfig, ds: Dataset
+) -> tuple[dict[int, str], NarratorFinetune]:
+    """Examples whose user is in the fine-tuned narrator's train/valid bucket, and its record."""
+    rule = manifest.partition.rule()
+    excluded = {
+        i: f"user in the narrator's fine-tuning '{bucket}' bucket"
+        for i, ex in enumerate(examples)
+        if (bucket := rule.bucket(ex.user_id)) != "heldout"
+    }
+    info = NarratorFinetune(
+        base_model=manifest.base_model,
+        trainer=manifest.trainer,
+        manifest_sha256=manifest_sha256(str(cfg.backend_options["model"])),
+        dataset_fingerprint=str(manifest.dataset.get("fingerprint", "")),
+        same_dataset=manifest.dataset.get("fingerprint") == ds.fingerprint,
+        salt=manifest.partition.salt,
+        heldout_fraction=manifest.partition.heldout_fraction,
+        valid_fraction=manifest.partition.valid_fraction,
+        trained_users=manifest.pairs.get("train", 0),
+        valid_users=manifest.pairs.get("valid", 0),
+        best_valid_loss=manifest.best_valid_loss,
+    )
+    return excluded, info
+
+
+def narrate_samples(
+    model: Model,
+    data: TaskData,
+    ds: Dataset,
+    samples: list[dict[str, Any]],
+    cfg: NarratorConfig,
+    config: RunConfig,
+    *,
+    finetuned: FinetuneManifest | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> tuple[Narration, dict[str, float]]:
+    """Write a narrative per test example, score it against the reference, extend ``samples``.
+
+    Each sample gains ``narrated`` (the item's id), ``generated``, ``reference`` and, where it
+    applies, ``text_excluded`` or ``narration_error``. Returns the run's narration record and
+    its text metrics.
+    """
+    narrative = config.narrative
+    assert narrative is not None
+    catalog = data.catalog
+    top1 = [catalog.index[s["top_k"][0]] for s in samples]
+    if model.generates_text:
+        made = _model_texts(model, data.test, narrative, top1)
+    else:
+        made = _narrator_texts(
+            data, ds, top1, cfg, config, finetuned=finetuned, progress=progress, log=log
+        )
+    for i, (sample, ex, item, text, err) in enumerate(
+        zip(samples, data.test, made.narrated, made.texts, made.errors, strict=True)
+    ):
+        sample["narrated"] = catalog[item].asin
+        sample["generated"] = None if i in made.excluded else text
+        sample["reference"] = ex.references.get(narrative)
+        if i in made.excluded:
+            sample["text_excluded"] = made.excluded[i]
+        if err is not None:
+            sample["narration_error"] = err
+    scored = [s for s in samples if s["reference"] is not None and "text_excluded" not in s]
+    if not scored:
+        raise RunError(f"dataset '{ds.name}' has no reference '{narrative}' narratives to score")
+    log(f"scoring {len(scored)} narratives (BLEU, ROUGE, semantic similarity, BERTScore)")
+    tm = compute_text_metrics(
+        [s["reference"] for s in scored],
+        [s["generated"] for s in scored],
+        embedder=config.embedder,
+        bertscore_model=config.bertscore_model,
+        progress=progress,
+    )
+    narration = Narration(
+        generator="model" if model.generates_text else "narrator",
+        condition=made.condition,
+        backend=made.backend,
+        llm_model=made.llm_model,
+        prompt_version=made.prompt_version,
+        config=made.record,
+        text_config=tm.config,
+        scored=len(scored),
+        failed=sum(e is not None for e in made.errors),
+        usage=made.usage,
+        excluded=len(made.excluded),
+        finetune=made.finetune,
+    )
+    return narration, tm.metrics
+
+
+__all__ = ["CACHE_FILE", "narrate_samples"]

@@ -1,0 +1,313 @@
+"""The named steps of a run, in order: prepare, fit, evaluate, narrate, build the result.
+
+Each step takes what the previous ones produced and returns a small record of its own, so a
+caller (a notebook, a sweep) can run them one by one; :func:`run` calls them all and writes the
+result file and the per-sample file.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import regen_bench
+from regen_bench.data.dataset import Dataset
+from regen_bench.finetune_manifest import FinetuneManifest, finetuned_narrator
+from regen_bench.llm import check_options
+from regen_bench.model import Model
+from regen_bench.narrator import NarratorConfig
+from regen_bench.plugins import Entry, PluginManager, get_plugin_manager
+from regen_bench.resolve import resolve_dataset
+from regen_bench.results import (
+    DatasetInfo,
+    ModelInfo,
+    Narration,
+    Protocol,
+    Result,
+    TaskInfo,
+    recompute_metrics,
+    signature,
+    write_result,
+    write_samples,
+)
+from regen_bench.runner.config import RunConfig, RunError, check_config
+from regen_bench.runner.environment import environment, git_commit
+from regen_bench.runner.narration import narrate_samples
+from regen_bench.runner.scoring import score_examples
+from regen_bench.tasks import SPLIT, TaskData, build_task
+from regen_bench.threads import set_torch_threads
+
+Log = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@dataclass
+class Prepared:
+    """Everything checked and loaded before training: the data, the model entry, the narrator."""
+
+    config: RunConfig
+    plugins: PluginManager
+    entry: Entry
+    dataset: Dataset
+    data: TaskData
+    narrator: NarratorConfig
+    finetuned: FinetuneManifest | None
+    #: ``time.perf_counter()`` when loading began (the timings start here).
+    started: float
+
+
+@dataclass
+class Fitted:
+    """The trained model, its fit log, and ``time.perf_counter()`` once built and once trained."""
+
+    model: Model
+    fit_log: dict[str, Any]
+    built: float
+    fitted: float
+
+
+@dataclass
+class Evaluated:
+    """The per-sample records of the test examples (``done``: perf_counter() after scoring)."""
+
+    #: One record per test example (user, target, top-k, rank counts); narration extends them.
+    samples: list[dict[str, Any]]
+    has_critique: list[bool]
+    done: float
+
+
+@dataclass
+class Narrated:
+    """How the narratives were made, their text metrics, and perf_counter() once scored."""
+
+    narration: Narration
+    metrics: dict[str, float]
+    done: float
+
+
+@dataclass
+class RunOutput:
+    """The written result, the result file and the per-sample file."""
+
+    result: Result
+    result_path: Path
+    samples_path: Path
+
+
+def _prepare_narrator(
+    data: TaskData,
+    narrative: str,
+    options: dict[str, object],
+    cfg: NarratorConfig,
+    plugins: PluginManager,
+) -> tuple[NarratorConfig, FinetuneManifest | None]:
+    """Check the narrator before training, not after; adopt a fine-tuned narrator's prompt."""
+    backend = plugins.get("llm_backend", cfg.backend)
+    check_options(f"llm backend '{cfg.backend}'", backend.factory, cfg.backend_options)
+    cfg, finetuned = finetuned_narrator(cfg, options, narrative)
+    if finetuned is not None:  # the run must have someone to score
+        rule = finetuned.partition.rule()
+        if all(rule.bucket(ex.user_id) != "heldout" for ex in data.test):
+            raise RunError(
+                f"none of the {len(data.test)} test users is held out from the "
+                "fine-tuned narrator's training (all are in its train/valid buckets); evaluate "
+                "more users (--limit)"
+            )
+    return cfg, finetuned
+
+
+def prepare(
+    config: RunConfig, *, plugins: PluginManager | None = None, log: Log = _quiet
+) -> Prepared:
+    """Check the config (before loading data), set threads, load the task, check the narrator."""
+    plugins = plugins or get_plugin_manager()
+    check_config(config, plugins)
+    if config.threads is not None:
+        set_torch_threads(config.threads)
+    started = time.perf_counter()
+    ds = resolve_dataset(config.dataset, config.data_dir, plugins)
+    data = build_task(ds, config.task, config.narrative)
+    if config.limit is not None:
+        # A documented subset for quick checks (e.g. LLM narration on CPU): the first ``limit``
+        # test users in file order. Recorded in the protocol and the signature.
+        data.test = data.test[: config.limit]
+    if not data.test:
+        raise RunError(f"dataset '{ds.name}' has no user with at least 3 purchases")
+    log(
+        f"dataset {ds.name}: {len(ds.users)} users, {len(ds.catalog)} items, "
+        f"{len(data.test)} test examples"
+    )
+    options = config.narrator_options()
+    narrator = NarratorConfig.from_options(options)
+    if options and not data.task.generates:
+        raise RunError(
+            f"narrator.* options apply to the conversational task only, not '{config.task}'"
+        )
+    entry = plugins.get("model", config.model)
+    finetuned = None
+    if data.task.generates and not entry.meta.get("generates_text", False):
+        assert config.narrative is not None  # check_config: a generating task names one
+        narrator, finetuned = _prepare_narrator(data, config.narrative, options, narrator, plugins)
+    return Prepared(config, plugins, entry, ds, data, narrator, finetuned, started)
+
+
+def fit(prepared: Prepared) -> Fitted:
+    """Seed, build the model from its factory and train it on the training split."""
+    seed = prepared.config.seed
+    random.seed(seed)
+    np.random.seed(seed)  # legacy global seed for plugins that still use it
+    model: Model = prepared.entry.factory(
+        prepared.dataset.catalog, seed=seed, **prepared.config.model_options()
+    )
+    built = time.perf_counter()
+    fit_log = model.fit(prepared.data.train, prepared.data.valid) or {}
+    return Fitted(model, fit_log, built, time.perf_counter())
+
+
+def evaluate(prepared: Prepared, model: Model, *, progress: bool = True) -> Evaluated:
+    """Rank the whole catalog for every test example; one sample record each."""
+    by_user = {u.user_id: u for u in prepared.dataset.users}
+    has_critique = [by_user[ex.user_id].critiques[-1] is not None for ex in prepared.data.test]
+    samples = score_examples(
+        model,
+        prepared.data,
+        batch_size=prepared.config.eval_batch_size,
+        exclude_history=prepared.config.exclude_history,
+        has_critique=has_critique,
+        progress=progress,
+    )
+    return Evaluated(samples, has_critique, time.perf_counter())
+
+
+def narrate(
+    prepared: Prepared,
+    model: Model,
+    evaluated: Evaluated,
+    *,
+    progress: bool = True,
+    log: Log = _quiet,
+) -> Narrated | None:
+    """Write and score the narratives of a generating task (None for the others)."""
+    if not prepared.data.task.generates:
+        return None
+    narration, metrics = narrate_samples(
+        model,
+        prepared.data,
+        prepared.dataset,
+        evaluated.samples,
+        prepared.narrator,
+        prepared.config,
+        finetuned=prepared.finetuned,
+        progress=progress,
+        log=log,
+    )
+    return Narrated(narration, metrics, time.perf_counter())
+
+
+def build_result(
+    prepared: Prepared,
+    fitted: Fitted,
+    evaluated: Evaluated,
+    narrated: Narrated | None,
+    *,
+    samples_file: str,
+    samples_sha256: str,
+) -> Result:
+    """The signed result record of a run whose samples were written to ``samples_file``."""
+    config, ds, data, entry = prepared.config, prepared.dataset, prepared.data, prepared.entry
+    samples = evaluated.samples
+    info = next((p for p in prepared.plugins.infos if p.name == entry.plugin), None)
+    t0, finished = prepared.started, narrated.done if narrated else evaluated.done
+    result = Result(
+        harness_version=regen_bench.__version__,
+        git_commit=git_commit(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=ModelInfo(
+            name=config.model,
+            plugin=entry.plugin,
+            version=info.version if info else "",
+            config=fitted.model.config(),
+            parameters=fitted.model.num_parameters(),
+        ),
+        task=TaskInfo(name=config.task, version=data.task.version, narrative_type=config.narrative),
+        dataset=DatasetInfo(
+            name=ds.name,
+            fingerprint=ds.fingerprint,
+            split=SPLIT,
+            users=len(ds.users),
+            items=len(ds.catalog),
+            interactions=sum(len(u) for u in ds.users),
+            skipped_users=data.skipped_users,
+            critique_coverage=ds.critique_coverage(),
+        ),
+        protocol=Protocol(
+            tie_policy=config.tie_policy,
+            exclude_history=config.exclude_history,
+            test_examples=len(samples),
+            critiqued_examples=sum(evaluated.has_critique),
+            limit=config.limit,
+        ),
+        metrics={
+            **recompute_metrics(samples, config.tie_policy),
+            **(narrated.metrics if narrated else {}),
+        },
+        timings={
+            "load_s": round(fitted.built - t0, 3),
+            "fit_s": round(fitted.fitted - fitted.built, 3),
+            "evaluate_s": round(evaluated.done - fitted.fitted, 3),
+            **({"narrate_and_score_s": round(finished - evaluated.done, 3)} if narrated else {}),
+            "total_s": round(finished - t0, 3),
+        },
+        seeds={"seed": config.seed},
+        environment=environment(fitted.model),
+        fit_log=fitted.fit_log,
+        narration=narrated.narration if narrated else None,
+        samples_file=samples_file,
+        samples_sha256=samples_sha256,
+        signature="",
+    )
+    result.signature = signature(result)
+    return result
+
+
+def run(config: RunConfig, *, progress: bool = True, log: Log = _quiet) -> RunOutput:
+    """Train, evaluate and (for the conversational task) narrate; write the result files.
+
+    Writes ``OUTPUT/<dataset>/<task>/<model>[__<narrative>].json`` and its ``.samples.jsonl``.
+    """
+    prepared = prepare(config, log=log)
+    fitted = fit(prepared)
+    evaluated = evaluate(prepared, fitted.model, progress=progress)
+    narrated = narrate(prepared, fitted.model, evaluated, progress=progress, log=log)
+    result_path, samples_path = config.output_paths(prepared.dataset.name)
+    sha = write_samples(samples_path, evaluated.samples)
+    result = build_result(
+        prepared, fitted, evaluated, narrated, samples_file=samples_path.name, samples_sha256=sha
+    )
+    write_result(result_path, result)
+    return RunOutput(result, result_path, samples_path)
+
+
+__all__ = [
+    "Evaluated",
+    "Fitted",
+    "Narrated",
+    "Prepared",
+    "RunOutput",
+    "build_result",
+    "evaluate",
+    "fit",
+    "narrate",
+    "prepare",
+    "run",
+]

@@ -1,0 +1,28 @@
+"""The options of ``bert4rec`` (no torch import: registered as metadata for help texts).
+
+Where each default comes from: docs/models.md, section ``bert4rec``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from regen_bench.options import redefault
+from regen_bench_plugins.torchrec.options import TorchRecOptions
+
+
+class BERT4RecOptions(TorchRecOptions):
+    """BERT4Rec's options: the shared ones with its defaults, plus the Cloze masking rates."""
+
+    heads: int = redefault(TorchRecOptions, "heads", 2)
+    max_len: int = Field(
+        default=50, ge=2, description="newest items of a sequence read (at inference: + [MASK])"
+    )
+    mask_prob: float = Field(
+        default=0.2, gt=0, le=1, description="share of a training sequence's items masked"
+    )
+    last_prob: float = Field(
+        default=0.1, ge=0, le=1, description="share of sequences that mask only their newest item"
+    )
+    epochs: int = redefault(TorchRecOptions, "epochs", 300)
+    patience: int = redefault(TorchRecOptions, "patience", 10)

@@ -1,0 +1,33 @@
+"""The options of ``flare`` (no torch import: registered as metadata for help texts).
+
+Where each default comes from: docs/models.md, section ``flare``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from regen_bench.options import redefault
+from regen_bench_plugins.bert4rec.options import BERT4RecOptions
+
+
+class FLAREOptions(BERT4RecOptions):
+    """BERT4Rec's options (larger batches, higher rate) plus the text encoder and resampler."""
+
+    lr: float = redefault(BERT4RecOptions, "lr", 2e-3)
+    batch_size: int = redefault(BERT4RecOptions, "batch_size", 256)
+    latents: int = Field(default=4, ge=1, description="learned queries of the Perceiver resampler")
+    resampler_layers: int = Field(default=1, ge=1, description="cross-attention layers")
+    max_tokens: int = Field(default=48, ge=2, description="encoder tokens read per item text")
+    critique_tokens: int = Field(default=24, ge=2, description="encoder tokens read per critique")
+    align_weight: float = Field(
+        default=0.1, ge=0, description="weight of the ID/text InfoNCE alignment loss"
+    )
+    align_temp: float = Field(default=0.1, gt=0, description="temperature of that InfoNCE")
+    encoder: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="frozen sentence encoder: hub id, local folder or the offline MiniLM",
+    )
+    text_cache: str = Field(
+        default="", description="folder caching the encoder's token states (empty: memory only)"
+    )

@@ -1,0 +1,41 @@
+"""Item sequences as fixed-width id arrays: left-padded, right-aligned (newest item last)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def left_pad(
+    seqs: Sequence[np.ndarray | Sequence[int]],
+    length: int,
+    append: int | None = None,
+    shift: int = 1,
+) -> np.ndarray:
+    """Last items of each sequence, shifted by ``shift``, left-padded to ``length`` with 0.
+
+    With ``append`` (e.g. a [MASK] id) that token takes the last column and the newest
+    ``length - 1`` items precede it.
+    """
+    keep = length - (append is not None)
+    out = np.zeros((len(seqs), length), dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        items = np.asarray(seq, dtype=np.int64)
+        tail = items[max(len(items) - keep, 0) :]
+        if len(tail):
+            out[row, keep - len(tail) : keep] = tail + shift
+        if append is not None:
+            out[row, -1] = append
+    return out
+
+
+def filled_width(batch: np.ndarray) -> int:
+    """How many trailing columns hold any token (at least 1): the rest is all padding."""
+    return max(int((batch > 0).sum(axis=1).max()) if len(batch) else 0, 1)
+
+
+def pad_rows(batch: np.ndarray, rows: int) -> np.ndarray:
+    """``batch`` filled up with all-zero rows to ``rows`` rows (a fixed scoring shape)."""
+    filler = np.zeros((rows - len(batch), *batch.shape[1:]), dtype=batch.dtype)
+    return np.concatenate([batch, filler])

@@ -1,0 +1,93 @@
+"""The shared pieces of the torch recommenders: sequences, device, checkpoints, option schemas."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regen_bench.options import describe_options
+from regen_bench.testing import successor_dataset
+from regen_bench_plugins.bert4rec.options import BERT4RecOptions
+from regen_bench_plugins.flare.options import FLAREOptions
+from regen_bench_plugins.sasrec.options import SASRecOptions
+from regen_bench_plugins.torchrec.checkpoint import catalog_fingerprint, read_checkpoint_config
+from regen_bench_plugins.torchrec.sequences import filled_width, left_pad, pad_rows
+
+
+def test_left_pad_keeps_the_newest_items_right_aligned() -> None:
+    out = left_pad([np.array([0, 1, 2, 3, 4]), np.array([7]), np.array([], dtype=np.int64)], 3)
+    assert out.tolist() == [[3, 4, 5], [0, 0, 8], [0, 0, 0]]
+    assert left_pad([[1, 2, 3]], 3, append=9).tolist() == [[3, 4, 9]]
+    assert left_pad([[1]], 1, append=9).tolist() == [[9]]
+
+
+def test_filled_width_and_pad_rows() -> None:
+    batch = np.array([[0, 0, 1], [0, 2, 3]])
+    assert filled_width(batch) == 2 and filled_width(np.zeros((2, 4), dtype=np.int64)) == 1
+    padded = pad_rows(batch, 4)
+    assert padded.shape == (4, 3) and padded.dtype == batch.dtype and not padded[2:].any()
+
+
+def test_catalog_fingerprint_is_the_sha256_of_the_ids_in_order() -> None:
+    catalog = successor_dataset(5, 6, 0).catalog
+    ids = "\n".join(catalog.ids(range(len(catalog))))
+    assert catalog_fingerprint(catalog) == hashlib.sha256(ids.encode()).hexdigest()
+
+
+def test_checkpoint_config_errors_name_the_file(tmp_path: Path) -> None:
+    folder = tmp_path
+    with pytest.raises(ValueError, match="no such checkpoint config"):
+        read_checkpoint_config(folder)
+    (folder / "config.json").write_text('{"model": "m", "config": {}}')
+    with pytest.raises(ValueError, match="missing field 'catalog_sha256'"):
+        read_checkpoint_config(folder)
+
+
+@pytest.mark.parametrize(
+    ("schema", "defaults"),
+    [
+        (SASRecOptions, {"heads": 1, "dropout": 0.2, "lr": 2e-3, "epochs": 200, "loss": "ce"}),
+        (BERT4RecOptions, {"heads": 2, "dropout": 0.1, "epochs": 300, "patience": 10}),
+        (FLAREOptions, {"heads": 2, "lr": 2e-3, "batch_size": 256, "latents": 4}),
+    ],
+)
+def test_model_defaults_and_help(schema: type, defaults: dict[str, object]) -> None:
+    got = schema.defaults()
+    assert {k: got[k] for k in defaults} == defaults and got["device"] == "cpu"
+    assert all(info.description for info in describe_options(schema))
+
+
+def test_shared_rules_apply_to_every_model() -> None:
+    for schema, name in ((SASRecOptions, "sasrec"), (FLAREOptions, "flare")):
+        with pytest.raises(ValueError, match=rf"^{name} options: hidden \(30\) must be divisible"):
+            schema.parse({"hidden": 30, "heads": 4}, model=name)
+    with pytest.raises(ValueError, match=r"bert4rec option 'max_len' must be an int >= 2, got 1"):
+        BERT4RecOptions.parse({"max_len": 1}, model="bert4rec")
+
+
+@pytest.mark.parametrize("model", ["sasrec", "bert4rec", "flare"])
+def test_options_are_registered_as_metadata(model: str) -> None:
+    from regen_bench.plugins import get_plugin_manager
+
+    entry = get_plugin_manager().get("model", model)
+    assert (
+        entry.meta["options"]
+        is {
+            "sasrec": SASRecOptions,
+            "bert4rec": BERT4RecOptions,
+            "flare": FLAREOptions,
+        }[model]
+    )
+
+
+def test_resolve_device() -> None:
+    pytest.importorskip("torch")
+    from regen_bench_plugins.torchrec.device import resolve_device
+
+    assert str(resolve_device("m", "cpu")) == "cpu"
+    assert resolve_device("m", "auto").type in {"cpu", "cuda"}
+    with pytest.raises(ValueError, match="m option 'device'"):
+        resolve_device("m", "no-such-device")
