@@ -23,8 +23,10 @@ RecBole computes it (MRR@10, truncated) and as the harness does (untruncated).
 
 RecBole pins an old numpy and needs ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` with current torch,
 so it runs in a venv of its own (``--venv``, created on first use with :data:`RECBOLE_PINS`)
-through ``benchmarks/recbole_runner.py``. A full RecBole run takes about 40 minutes per model
-on two cores, so each result is cached as JSON under ``--cache``/recbole, keyed by RecBole's
+through ``benchmarks/recbole_runner.py``. A full RecBole run trains on every prefix of every
+sequence (99,057 training examples per epoch on ML-100K) and takes about 40
+minutes per model with two threads on an idle two-core machine, hours with one thread on a
+busy one, so each result is cached as JSON under ``--cache``/recbole, keyed by RecBole's
 version, the model, its config, the data fingerprint, the seed and the threads, and reused
 (printed as cached, with its date) unless ``--rerun-recbole``. ``--quick`` trains one epoch on
 each side: a check that everything runs, not a comparison. Not part of CI.
@@ -38,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -386,8 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_spec = {"model": "SASRec", "dataset": DATASET, "threads": args.threads, "data_only": True}
     check_spec["config"] = {**recbole_config("SASRec", seed=args.seed, quick=True)}
     check_spec["config"]["data_path"] = info["examples"]
-    work = args.cache / "work" / "data-check"
-    rb_view = run_recbole(args.venv, check_spec, work, work / "log.txt", work / "result.json")
+    (args.cache / "work").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="data-check-", dir=args.cache / "work") as tmp:
+        work = Path(tmp)
+        rb_view = run_recbole(args.venv, check_spec, work, work / "log.txt", work / "result.json")
     ours_view = harness_view(data)
     problems = compare_data(rb_view["data"], ours_view)
     print(

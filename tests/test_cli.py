@@ -308,3 +308,19 @@ def test_llm_commands_share_model_and_threads_options(monkeypatch, tmp_path: Pat
         assert build_parser(argv).parse_args([*argv, "--threads", "1"]).threads == 1, argv
     finetune = ["narrator", "finetune", "--narrative", "purchase_reason", "--out", "o"]
     assert build_parser(finetune).parse_args([*finetune, "--limit", "5"]).limit_users == 5
+
+
+def test_plugins_lists_a_models_options_from_its_schema(capsys) -> None:
+    assert main(["plugins", "--options", "sasrec"]) == 0
+    out = capsys.readouterr().out
+    assert "max_len (int, default 50, >= 1)" in out
+    assert "loss (choice, default 'ce', ce | bce)" in out
+    assert main(["plugins", "--options", "sasrec", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {
+        k: v
+        for k, v in next(r for r in rows if r["name"] == "lr").items()
+        if k != "allowed" and k != "description"
+    } == {"name": "lr", "type": "float", "default": 0.002}
+    assert main(["plugins", "--options", "popularity"]) == 0
+    assert "declares no option schema" in capsys.readouterr().out

@@ -10,10 +10,38 @@ from regen_bench.cli._common import Command
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--options",
+        metavar="MODEL",
+        default=None,
+        help="list the options MODEL takes with `run --set` (type, default, range, meaning)",
+    )
+
+
+def _model_options(name: str, as_json: bool) -> int:
+    from dataclasses import asdict
+
+    from regen_bench.options import describe_options, format_options
+    from regen_bench.plugins import get_plugin_manager
+
+    entry = get_plugin_manager().get("model", name)
+    if entry.options is None:
+        print(f"model '{name}' declares no option schema (see its documentation)")
+        return 0
+    if as_json:
+        print(json.dumps([asdict(o) for o in describe_options(entry.options)], indent=2))
+        return 0
+    print(f"options of model '{name}' (regen-bench run --model {name} --set NAME=VALUE):")
+    for line in format_options(entry.options):
+        print(f"  {line}")
+    return 0
 
 
 def _plugins(args: argparse.Namespace) -> int:
     from regen_bench.plugins import get_plugin_manager
+
+    if args.options:
+        return _model_options(args.options, args.json)
 
     manager = get_plugin_manager()
     rows: list[dict[str, object]] = [

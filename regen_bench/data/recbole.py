@@ -310,7 +310,6 @@ def import_recbole(
             stats.short_users += 1
             stats.short_interactions += len(rows)
             continue
-        # sorted() is stable: equal timestamps keep file order, as RecBole's sort does.
         kept[user] = rows
     if not kept:
         raise RecboleImportError(
