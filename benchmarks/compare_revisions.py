@@ -21,7 +21,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 #: The ranking_eval.py rows compared (the harness's own path and its numpy fallback).
-RANKING_ROWS = ("(b) full ranking: score_and_count+metrics", "(b'') same, numpy counting (no numba)")
+RANKING_ROWS = (
+    "(b) full ranking: score_and_count+metrics",
+    "(b'') same, numpy counting (no numba)",
+)
 
 
 def _run(python: str, root: Path, script: str, args: list[str]) -> str:
