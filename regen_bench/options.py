@@ -13,6 +13,17 @@ naming the model, the option, what is allowed and (for an unknown name) the clos
 :func:`describe_options` lists the options for help texts. The schema module imports no
 heavy library, so a plugin can register it as metadata: ``register(name, factory,
 options=MyOptions)``. A subclass that only changes defaults uses :func:`redefault`.
+
+A schema may also declare the ranges ``regen-bench tune`` searches, as a class attribute
+mapping option names to :class:`LogUniform`, :class:`Uniform`, :class:`IntRange` or
+:class:`Choice`::
+
+    class MyOptions(ModelOptions):
+        ...
+        SEARCH_SPACE = {"lr": LogUniform(1e-4, 1e-2), "hidden": Choice(32, 64, 128)}
+
+:func:`check_search_space` checks it against the schema (every name an option, every end
+and choice a valid value). A schema without one cannot be tuned.
 """
 
 from __future__ import annotations
@@ -22,15 +33,21 @@ import difflib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import annotated_types
 import pydantic
 from pydantic.fields import FieldInfo
 
 __all__ = [
+    "Choice",
+    "IntRange",
+    "LogUniform",
     "ModelOptions",
     "OptionInfo",
+    "SearchSpace",
+    "Uniform",
+    "check_search_space",
     "describe_options",
     "format_options",
     "parse_options",
@@ -43,6 +60,78 @@ _O = TypeVar("_O", bound="ModelOptions")
 _V = TypeVar("_V")
 
 
+@dataclass(frozen=True)
+class LogUniform:
+    """A float drawn log-uniformly from ``[low, high]`` (both > 0): learning rates, penalties."""
+
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": "log_uniform", "low": self.low, "high": self.high}
+
+    def ends(self) -> tuple[object, ...]:
+        return (self.low, self.high)
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """A float drawn uniformly from ``[low, high]``: dropout, masking rates."""
+
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": "uniform", "low": self.low, "high": self.high}
+
+    def ends(self) -> tuple[object, ...]:
+        return (self.low, self.high)
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An int from ``low`` to ``high`` (inclusive) in steps of ``step``: blocks, layers."""
+
+    low: int
+    high: int
+    step: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": "int", "low": self.low, "high": self.high, "step": self.step}
+
+    def ends(self) -> tuple[object, ...]:
+        return (self.low, self.high)
+
+
+class Choice:
+    """One of a few values: widths, sequence lengths, batch sizes."""
+
+    def __init__(self, *values: object):
+        if not values:
+            raise ValueError("Choice needs at least one value")
+        self.values = values
+
+    def __repr__(self) -> str:
+        return f"Choice{self.values!r}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Choice) and other.values == self.values
+
+    def __hash__(self) -> int:
+        return hash(self.values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": "choice", "values": list(self.values)}
+
+    def ends(self) -> tuple[object, ...]:
+        return self.values
+
+
+#: One searched dimension, and a schema's search space (option name -> dimension).
+Dimension = LogUniform | Uniform | IntRange | Choice
+SearchSpace = dict[str, Dimension]
+
+
 class ModelOptions(pydantic.BaseModel):
     """Base of every model's option schema: frozen, unknown fields forbidden, strict types.
 
@@ -53,6 +142,9 @@ class ModelOptions(pydantic.BaseModel):
     """
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    #: The ranges ``regen-bench tune`` searches (empty: the model cannot be tuned).
+    SEARCH_SPACE: ClassVar[SearchSpace] = {}
 
     @classmethod
     def parse(cls: type[_O], config: Mapping[str, object], *, model: str) -> _O:
@@ -251,3 +343,19 @@ def format_options(schema: type[ModelOptions]) -> list[str]:
         text = f": {info.description}" if info.description else ""
         lines.append(f"{info.name} ({', '.join(parts)}){text}")
     return lines
+
+
+def check_search_space(schema: type[ModelOptions], *, model: str) -> SearchSpace:
+    """``schema``'s search space, checked: ValueError naming the model and the bad entry."""
+    space = dict(schema.SEARCH_SPACE)
+    fields = dict(_fields(schema))
+    for name, dim in space.items():
+        if name not in fields:
+            raise _unknown(f"{model} search space", [name], list(fields))
+        if isinstance(dim, LogUniform) and not 0 < dim.low < dim.high:
+            raise ValueError(f"{model} search space '{name}': need 0 < low < high, got {dim}")
+        if isinstance(dim, Uniform | IntRange) and not dim.low < dim.high:
+            raise ValueError(f"{model} search space '{name}': need low < high, got {dim}")
+        for value in dim.ends():
+            parse_options(schema, {name: value}, model=f"{model} search space")
+    return space

@@ -146,6 +146,34 @@ TEXT_METRIC_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+class Tuning(_Strict):
+    """How a run's model options were found: ``regen-bench tune`` on the validation split.
+
+    Present only on runs made with ``regen-bench run --config FILE`` where FILE came from
+    ``regen-bench tune``, so a reader sees which baselines were tuned and how hard.
+    """
+
+    study: str
+    #: The searched ranges (option -> {"type": ..., ...}) and the options held fixed.
+    search_space: dict[str, dict[str, Any]]
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    #: Finished trials (complete + pruned); trials killed mid-way are not counted.
+    trials: int = Field(ge=1)
+    complete_trials: int = Field(ge=1)
+    pruned_trials: int = Field(ge=0)
+    best_trial: int = Field(ge=0)
+    #: The best trial's best-epoch NDCG@10 on the validation split (test targets never read).
+    best_valid_ndcg: float = Field(ge=0, le=1)
+    sampler: str
+    pruner: str
+    seed: int
+    dataset_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$")
+    timeout_min: float | None = None
+    optuna_version: str
+    #: Options of the tuned config that this run changed with ``--set`` (empty: as tuned).
+    overridden: list[str] = Field(default_factory=list)
+
+
 class Result(_Strict):
     """One (model, task, dataset, narrative type) evaluation."""
 
@@ -163,6 +191,8 @@ class Result(_Strict):
     environment: Environment
     fit_log: dict[str, Any] = Field(default_factory=dict)
     narration: Narration | None = None
+    #: Set when the model options came from ``regen-bench tune`` (absent otherwise).
+    tuning: Tuning | None = None
     samples_file: str
     samples_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     signature: str
@@ -235,7 +265,11 @@ def write_samples(path: Path, samples: Iterable[dict[str, Any]]) -> str:
 
 def write_result(path: Path, result: Result) -> None:
     """Write the result JSON atomically (pretty, sorted keys: stable diffs)."""
-    text = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    # An untuned run writes no "tuning" key, so its file reads as it did before tuning existed.
+    exclude = {"tuning"} if result.tuning is None else None
+    text = (
+        json.dumps(result.model_dump(mode="json", exclude=exclude), indent=2, sort_keys=True) + "\n"
+    )
     atomic_write(path, [text.encode("utf-8")])
 
 

@@ -8,13 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from regen_bench import UserSequence
 from regen_bench.options import describe_options
 from regen_bench.testing import successor_dataset
 from regen_bench_plugins.bert4rec.options import BERT4RecOptions
 from regen_bench_plugins.flare.options import FLAREOptions
 from regen_bench_plugins.sasrec.options import SASRecOptions
 from regen_bench_plugins.torchrec.checkpoint import catalog_fingerprint, read_checkpoint_config
-from regen_bench_plugins.torchrec.sequences import filled_width, left_pad, pad_rows
+from regen_bench_plugins.torchrec.sequences import (
+    filled_width,
+    left_pad,
+    pad_rows,
+    training_windows,
+)
 
 
 def test_left_pad_keeps_the_newest_items_right_aligned() -> None:
@@ -91,3 +97,37 @@ def test_resolve_device() -> None:
     assert resolve_device("m", "auto").type in {"cpu", "cuda"}
     with pytest.raises(ValueError, match="m option 'device'"):
         resolve_device("m", "no-such-device")
+
+
+def _user(n: int) -> UserSequence:
+    return UserSequence(
+        "u",
+        np.arange(n, dtype=np.int64),
+        np.arange(n, dtype=np.int64),
+        np.ones(n, dtype=np.float32),
+        tuple(f"c{i}" for i in range(n)),
+    )
+
+
+@pytest.mark.parametrize("n", [2, 5, 51, 52, 100, 101, 237])
+def test_sasrec_windows_make_every_position_a_target_once(n: int) -> None:
+    max_len = 50
+    windows = training_windows([_user(n)], max_len + 1, max_len)
+    targets = [int(i) for w in windows for i in w.items[1:]]  # SASRec: all but the first
+    assert sorted(targets) == list(range(1, n))  # every purchase after the first, once
+    assert all(2 <= len(w) <= max_len + 1 for w in windows)
+    assert all(w.critiques == tuple(f"c{i}" for i in w.items) for w in windows)
+
+
+@pytest.mark.parametrize("n", [2, 50, 51, 130])
+def test_bert4rec_windows_cover_every_purchase_once(n: int) -> None:
+    windows = training_windows([_user(n)], 50, 50)
+    covered = sorted(int(i) for w in windows for i in w.items)
+    assert covered[-1] == n - 1 and len(covered) == len(set(covered))
+    assert covered == list(range(n)) or covered == list(range(n - len(covered), n))
+
+
+def test_short_sequences_are_kept_as_they_are() -> None:
+    users = [_user(5), _user(51)]
+    kept = training_windows(users, 51, 50)
+    assert len(kept) == 2 and all(a is b for a, b in zip(kept, users, strict=True))

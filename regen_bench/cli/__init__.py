@@ -1,6 +1,7 @@
 """``regen-bench`` command line: one module per command group, each with its parser and handler.
 
 - :mod:`~regen_bench.cli.run`: ``run`` and ``validate``;
+- :mod:`~regen_bench.cli.tune`: ``tune`` (hyperparameter search on the validation split);
 - :mod:`~regen_bench.cli.trace`, :mod:`~regen_bench.cli.plugins`: ``trace``, ``plugins``;
 - :mod:`~regen_bench.cli.data`: ``data synth | info | export | prepare``;
 - :mod:`~regen_bench.cli.inpaint`, :mod:`~regen_bench.cli.rate`: the LLM dataset jobs;
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from regen_bench import __version__
-from regen_bench.cli import data, inpaint, leaderboard, narrator, plugins, rate, run, trace
+from regen_bench.cli import data, inpaint, leaderboard, narrator, plugins, rate, run, trace, tune
 from regen_bench.cli._common import EXIT_USAGE, CliError, Command, add_commands, parse_set
 from regen_bench.data.regen import DataFormatError
 from regen_bench.plugins import PluginError, UnknownNameError
@@ -27,6 +28,7 @@ from regen_bench.plugins import PluginError, UnknownNameError
 #: Every command, in the order ``regen-bench --help`` lists them.
 COMMANDS: tuple[Command, ...] = (
     *run.COMMANDS,
+    *tune.COMMANDS,
     *trace.COMMANDS,
     *plugins.COMMANDS,
     *data.COMMANDS,

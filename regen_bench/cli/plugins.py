@@ -34,6 +34,12 @@ def _model_options(name: str, as_json: bool) -> int:
     print(f"options of model '{name}' (regen-bench run --model {name} --set NAME=VALUE):")
     for line in format_options(entry.options):
         print(f"  {line}")
+    if entry.options.SEARCH_SPACE:
+        print(f"search space (regen-bench tune --model {name}):")
+        for key, dim in entry.options.SEARCH_SPACE.items():
+            spec = dim.as_dict()
+            kind = spec.pop("type")
+            print(f"  {key}: {kind}, " + ", ".join(f"{k} {v}" for k, v in spec.items()))
     return 0
 
 

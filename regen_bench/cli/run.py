@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 import regen_bench.cli._common as common
+
+if TYPE_CHECKING:
+    from regen_bench.results import Tuning
 
 NONE = "none"
 
@@ -18,12 +22,23 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     from regen_bench.tasks import TASKS
 
     parser.add_argument(
-        "--model", required=True, help="model plugin name (see `regen-bench plugins`)"
+        "--model",
+        default=None,
+        help="model plugin name (see `regen-bench plugins`); required unless --config names it",
     )
     parser.add_argument(
         "--task",
-        required=True,
-        help="task: " + "; ".join(f"{t.name} ({t.description})" for t in TASKS.values()),
+        default=None,
+        help="task: "
+        + "; ".join(f"{t.name} ({t.description})" for t in TASKS.values())
+        + "; required unless --config names it",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="model options from `regen-bench tune` (--set overrides them); the result "
+        "records the search in its 'tuning' block",
     )
     common.add_dataset(parser, default=RunConfig.dataset)
     parser.add_argument(
@@ -86,14 +101,15 @@ def _run(args: argparse.Namespace) -> int:
     from regen_bench.metrics.text import TEXT_METRIC_NAMES
     from regen_bench.runner import RunConfig, run
 
+    model, task, options, tuning = _model_options(args)
     config = RunConfig(
-        model=args.model,
-        task=args.task,
+        model=model,
+        task=task,
         dataset=args.dataset,
         narrative=args.narrative,
         output=args.out,
         seed=args.seed,
-        options=common.parse_set(args.set),
+        options=options,
         data_dir=args.data_dir,
         eval_batch_size=args.eval_batch_size,
         tie_policy=args.tie_policy,
@@ -102,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         embedder=None if args.embedder == NONE else args.embedder,
         bertscore_model=None if args.bertscore_model == NONE else args.bertscore_model,
         threads=args.threads,
+        tuning=tuning,
     )
     out = run(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
     r = out.result
@@ -133,10 +150,40 @@ def _run(args: argparse.Namespace) -> int:
         for name in TEXT_METRIC_NAMES:
             if name in r.metrics:
                 print(f"  {name:<{width}}  {r.metrics[name]:>8.4f}")
+    if r.tuning is not None:
+        t = r.tuning
+        print(
+            f"  tuned: {t.trials} trials (study {t.study}), best validation NDCG@10 "
+            f"{t.best_valid_ndcg:.5f}; this run's: {r.fit_log.get('best_valid_ndcg@10')}"
+            + (f"; overridden by --set: {', '.join(t.overridden)}" if t.overridden else "")
+        )
     print(f"  time: fit {r.timings['fit_s']:.1f}s, evaluate {r.timings['evaluate_s']:.1f}s")
     print(f"signature: {r.signature}")
     print(f"wrote {out.result_path} and {out.samples_path.name}")
     return 0
+
+
+def _model_options(
+    args: argparse.Namespace,
+) -> tuple[str, str, dict[str, object], Tuning | None]:
+    """Model, task, options and tuning block: from ``--config`` (if given) and ``--set``."""
+    options = common.parse_set(args.set)
+    if args.config is None:
+        for flag in ("model", "task"):
+            if getattr(args, flag) is None:
+                raise common.CliError(
+                    f"the following arguments are required: --{flag} (or --config FILE)"
+                )
+        return args.model, args.task, options, None
+    from regen_bench.runner import NARRATOR_PREFIX
+    from regen_bench.tuning import apply_tuned_config, load_tuned_config
+
+    tuned = load_tuned_config(args.config)
+    model = args.model or tuned.model
+    task = args.task or tuned.task
+    model_set = {k: v for k, v in options.items() if not k.startswith(NARRATOR_PREFIX)}
+    merged, tuning = apply_tuned_config(tuned, model, task, model_set)
+    return model, task, {**options, **merged}, tuning
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, TIE_POLICIES
 from regen_bench.metrics.text import DEFAULT_BERTSCORE_MODEL
 from regen_bench.plugins import PluginManager, UnknownNameError
 from regen_bench.resolve import DEFAULT_DATASET
+from regen_bench.results import Tuning
 from regen_bench.tasks import TASKS
 
 DEFAULT_OUTPUT = "results"
@@ -33,6 +34,8 @@ class RunConfig:
     ``options`` are the ``--set`` options: ``narrator.*`` keys configure the conversational
     task's narrator, the others go to the model's factory. ``limit`` keeps the first N test
     users (recorded in the protocol and the signature); ``threads`` sets torch's CPU threads.
+    ``tuning`` is set when ``options`` came from ``regen-bench tune`` (recorded in the result;
+    the dataset must be the one the search ran on).
     """
 
     model: str
@@ -50,6 +53,7 @@ class RunConfig:
     embedder: str | None = DEFAULT_EMBEDDER
     bertscore_model: str | None = DEFAULT_BERTSCORE_MODEL
     threads: int | None = None
+    tuning: Tuning | None = None
 
     def model_options(self) -> dict[str, object]:
         """The options for the model's factory (all but ``narrator.*``)."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import regen_bench
-from regen_bench.data.dataset import Dataset
+from regen_bench.data.dataset import Catalog, Dataset
 from regen_bench.finetune_manifest import FinetuneManifest, finetuned_narrator
 from regen_bench.llm import check_options
 from regen_bench.model import Model
@@ -136,6 +136,12 @@ def prepare(
         set_torch_threads(config.threads)
     started = time.perf_counter()
     ds = resolve_dataset(config.dataset, config.data_dir, plugins)
+    if config.tuning is not None and config.tuning.dataset_fingerprint != ds.fingerprint:
+        raise RunError(
+            f"the tuned config was searched on another dataset (fingerprint "
+            f"{config.tuning.dataset_fingerprint[:12]}..., this one {ds.fingerprint[:12]}...); "
+            "tune on this dataset, or run on that one (--dataset)"
+        )
     data = build_task(ds, config.task, config.narrative)
     if config.limit is not None:
         # A documented subset for quick checks (e.g. LLM narration on CPU): the first ``limit``
@@ -161,13 +167,22 @@ def prepare(
     return Prepared(config, plugins, entry, ds, data, narrator, finetuned, started)
 
 
-def fit(prepared: Prepared) -> Fitted:
-    """Seed, build the model from its factory and train it on the training split."""
-    seed = prepared.config.seed
+def build_model(entry: Entry, catalog: Catalog, seed: int, options: dict[str, object]) -> Model:
+    """Seed the global generators and build the model from its factory (what :func:`fit` and
+    ``regen-bench tune`` do before training, so that both train the same model)."""
     random.seed(seed)
     np.random.seed(seed)  # legacy global seed for plugins that still use it
-    model: Model = prepared.entry.factory(
-        prepared.dataset.catalog, seed=seed, **prepared.config.model_options()
+    model: Model = entry.factory(catalog, seed=seed, **options)
+    return model
+
+
+def fit(prepared: Prepared) -> Fitted:
+    """Seed, build the model from its factory and train it on the training split."""
+    model = build_model(
+        prepared.entry,
+        prepared.dataset.catalog,
+        prepared.config.seed,
+        prepared.config.model_options(),
     )
     built = time.perf_counter()
     fit_log = model.fit(prepared.data.train, prepared.data.valid) or {}
@@ -272,6 +287,7 @@ def build_result(
         environment=environment(fitted.model),
         fit_log=fitted.fit_log,
         narration=narrated.narration if narrated else None,
+        tuning=config.tuning,
         samples_file=samples_file,
         samples_sha256=samples_sha256,
         signature="",
@@ -304,6 +320,7 @@ __all__ = [
     "Narrated",
     "Prepared",
     "RunOutput",
+    "build_model",
     "build_result",
     "evaluate",
     "fit",

@@ -5,9 +5,11 @@ Where each default comes from: docs/models.md, section ``bert4rec``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
-from regen_bench.options import redefault
+from regen_bench.options import SearchSpace, Uniform, redefault
 from regen_bench_plugins.torchrec.options import TorchRecOptions
 
 
@@ -26,3 +28,9 @@ class BERT4RecOptions(TorchRecOptions):
     )
     epochs: int = redefault(TorchRecOptions, "epochs", 300)
     patience: int = redefault(TorchRecOptions, "patience", 10)
+
+    #: The shared ranges plus the Cloze masking rate (hidden choices are divisible by heads=2).
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        **TorchRecOptions.SEARCH_SPACE,
+        "mask_prob": Uniform(0.1, 0.6),
+    }

@@ -5,9 +5,11 @@ Where each default comes from: docs/models.md, section ``flare``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
-from regen_bench.options import redefault
+from regen_bench.options import Choice, SearchSpace, Uniform, redefault
 from regen_bench_plugins.bert4rec.options import BERT4RecOptions
 
 
@@ -31,3 +33,10 @@ class FLAREOptions(BERT4RecOptions):
     text_cache: str = Field(
         default="", description="folder caching the encoder's token states (empty: memory only)"
     )
+
+    #: BERT4Rec's ranges (shorter sequences: the text encoder is the cost) plus the alignment.
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        **BERT4RecOptions.SEARCH_SPACE,
+        "max_len": Choice(20, 50, 100),
+        "align_weight": Uniform(0.0, 0.5),
+    }

@@ -48,6 +48,7 @@ class SASRec(TorchRecommender[_Training]):
     OPTIONS: ClassVar[type[SASRecOptions]] = SASRecOptions
     NET_MODULE: ClassVar[str] = "regen_bench_plugins.sasrec.net"
     BETAS: ClassVar[tuple[float, float]] = (0.9, 0.98)
+    WINDOW_EXTRA = 1  # a window of max_len + 1 purchases gives max_len (input, target) pairs
 
     options: SASRecOptions
 

@@ -14,6 +14,10 @@ supplies the network, the loss and the scoring:
 and, where it needs them, ``_prepare`` (work before training), ``_invalidate`` (drop what is
 cached from the weights) and ``_extra_state`` / ``_load_extra_state`` (checkpoint extras).
 
+:attr:`~TorchRecommender.epoch_callback` (None unless a caller sets it, as ``regen-bench tune``
+does to prune) is called after each epoch's validation with ``(epoch, ndcg@10)``; when it
+returns True, training stops there (the best epoch so far is kept, as on early stopping).
+
 torch is imported when a model is built, not when this module is, so that plugin listing
 never needs it and a missing torch is reported with the install command.
 """
@@ -25,7 +29,7 @@ import copy
 import importlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -44,6 +48,7 @@ from regen_bench_plugins.torchrec.checkpoint import (
 from regen_bench_plugins.torchrec.device import resolve_device
 from regen_bench_plugins.torchrec.options import TorchRecOptions
 from regen_bench_plugins.torchrec.scoring import batched_scores, batched_valid_ndcg
+from regen_bench_plugins.torchrec.sequences import training_windows
 
 if TYPE_CHECKING:
     import torch
@@ -67,9 +72,13 @@ class TorchRecommender(Model, Generic[DataT]):
     BETAS: ClassVar[tuple[float, float]] = (0.9, 0.999)
     #: Rows per forward pass when scoring; fixed so that scores do not depend on the batch.
     SCORE_BATCH: ClassVar[int] = 256
+    #: Purchases a training window holds beyond ``max_len`` (SASRec's shifted targets: 1).
+    WINDOW_EXTRA: ClassVar[int] = 0
 
     options: TorchRecOptions
     net: Any  # the model's torch.nn.Module, with the methods its subclass calls
+    #: Called after each epoch's validation with (epoch, NDCG@10); True stops training.
+    epoch_callback: Callable[[int, float], bool] | None = None
 
     def __init__(self, catalog: Catalog, *, seed: int = 0, **config: object):
         super().__init__(catalog, seed=seed)
@@ -146,7 +155,12 @@ class TorchRecommender(Model, Generic[DataT]):
             return {"epochs": 0, "best_epoch": 0, "note": "no training sequence of length >= 2"}
         self._prepare(users, valid)
         prep_s = time.perf_counter() - start
-        data = self._training_data(users)
+        rows = (
+            training_windows(users, opts.max_len + self.WINDOW_EXTRA, opts.max_len)
+            if opts.train_windows
+            else users
+        )
+        data = self._training_data(rows)
         optim = torch.optim.Adam(
             self.net.parameters(), lr=opts.lr, betas=self.BETAS, weight_decay=opts.weight_decay
         )
@@ -154,12 +168,13 @@ class TorchRecommender(Model, Generic[DataT]):
         losses: list[float] = []
         ndcgs: list[float] = []
         epoch_s: list[float] = []
+        stopped = 0  # the epoch after which epoch_callback stopped training (0: it did not)
         bar = tqdm(range(1, opts.epochs + 1), desc=self.NAME, unit="epoch", disable=None)
         for epoch in bar:
             t0 = time.perf_counter()
             self.net.train()
             self._invalidate()
-            order = rng.permutation(len(users))
+            order = rng.permutation(len(rows))
             total, steps = 0.0, 0
             for lo in range(0, len(order), opts.batch_size):
                 loss = self._batch_loss(data, order[lo : lo + opts.batch_size], rng)
@@ -176,6 +191,9 @@ class TorchRecommender(Model, Generic[DataT]):
                 best_ndcg, best_epoch = ndcg, epoch
                 best_state = copy.deepcopy(self.net.state_dict())
             bar.set_postfix(loss=f"{losses[-1]:.4f}", ndcg10=f"{ndcg:.4f}", best=best_epoch)
+            if valid and self.epoch_callback is not None and self.epoch_callback(epoch, ndcg):
+                stopped = epoch
+                break
             if valid and epoch - best_epoch >= opts.patience:
                 break
         bar.close()
@@ -190,10 +208,12 @@ class TorchRecommender(Model, Generic[DataT]):
             "train_loss": losses,
             "valid_ndcg@10": ndcgs,
             "train_sequences": len(users),
+            "train_windows": len(rows),
             "device": str(self.device),
             "prepare_s": round(prep_s, 3),
             "train_s_per_epoch": round(float(np.mean(epoch_s)), 3),
             "fit_s": round(time.perf_counter() - start, 3),
+            **({"stopped_by_callback": stopped} if stopped else {}),
         }
 
     # -- scoring ----------------------------------------------------------------------------

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pydantic
 from pydantic import Field
 
-from regen_bench.options import ModelOptions
+from regen_bench.options import (
+    Choice,
+    IntRange,
+    LogUniform,
+    ModelOptions,
+    SearchSpace,
+    Uniform,
+)
 
 
 class TorchRecOptions(ModelOptions):
@@ -23,9 +32,25 @@ class TorchRecOptions(ModelOptions):
         default=5, ge=0, description="epochs without a better validation NDCG@10 before stopping"
     )
     weight_decay: float = Field(default=0.0, ge=0, description="Adam L2 penalty")
+    train_windows: bool = Field(
+        default=True,
+        description="cut training sequences longer than max_len into windows, so every "
+        "position is a target once per epoch (false: only the newest max_len)",
+    )
     device: str = Field(
         default="cpu", description="torch device (cpu: reproducible; auto: CUDA when available)"
     )
+
+    #: What ``regen-bench tune`` searches (epochs stays an upper bound: early stopping decides).
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "lr": LogUniform(1e-4, 1e-2),
+        "hidden": Choice(32, 64, 128),
+        "blocks": IntRange(1, 3),
+        "dropout": Uniform(0.0, 0.5),
+        "max_len": Choice(20, 50, 100, 200),
+        "weight_decay": Choice(0.0, 1e-6, 1e-5, 1e-4),
+        "batch_size": Choice(64, 128, 256),
+    }
 
     @pydantic.model_validator(mode="after")
     def _heads_divide_hidden(self) -> TorchRecOptions:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+
+from regen_bench import UserSequence
 
 
 def left_pad(
@@ -39,3 +42,41 @@ def pad_rows(batch: np.ndarray, rows: int) -> np.ndarray:
     """``batch`` filled up with all-zero rows to ``rows`` rows (a fixed scoring shape)."""
     filler = np.zeros((rows - len(batch), *batch.shape[1:]), dtype=batch.dtype)
     return np.concatenate([batch, filler])
+
+
+def training_windows(
+    users: Sequence[UserSequence], length: int, targets: int
+) -> list[UserSequence]:
+    """Each sequence longer than ``length`` cut into windows of at most ``length`` purchases.
+
+    Windows end ``targets`` purchases apart, newest first, so a model that reads ``length``
+    purchases and predicts ``targets`` of them (SASRec: ``length = max_len + 1``, every
+    position after the first; BERT4Rec: ``length = targets = max_len``) sees every purchase as
+    a target exactly once per epoch, as RecBole's every-prefix training does, at a fraction of
+    the cost. A sequence that fits is kept as it is (same object, same order): on short,
+    REGEN-like sequences this changes nothing.
+    """
+    out: list[UserSequence] = []
+    for user in users:
+        if len(user) <= length:
+            out.append(user)
+            continue
+        stop = len(user)
+        while stop >= 2:
+            start = max(stop - length, 0)
+            out.append(_window(user, start, stop))
+            if start == 0:
+                break
+            stop -= targets
+    return out
+
+
+def _window(user: UserSequence, start: int, stop: int) -> UserSequence:
+    return dataclasses.replace(
+        user,
+        items=user.items[start:stop],
+        timestamps=user.timestamps[start:stop],
+        ratings=user.ratings[start:stop],
+        critiques=user.critiques[start:stop],
+        reviews=user.reviews[start:stop],
+    )
