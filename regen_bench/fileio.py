@@ -1,14 +1,17 @@
-"""Atomic file writing: a temp file in the target folder, renamed into place when complete."""
+"""Files in and out: atomic writing (a temp file renamed into place) and checked JSON reading."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
+
+from pydantic import ValidationError
 
 
 def _umask() -> int:
@@ -47,3 +50,20 @@ def atomic_write(
         Path(tmp).unlink(missing_ok=True)
         raise
     return digest.hexdigest()
+
+
+def read_json(path: Path, error: type[Exception] = ValueError) -> object:
+    """The parsed JSON of ``path``; ``error`` naming the file when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from None
+
+
+def field_error(exc: ValidationError) -> str:
+    """``field 'a.b': message`` for the first error of a pydantic validation."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "<root>"
+    return f"field '{where}': {first['msg']}"

@@ -10,7 +10,6 @@ such a folder is :mod:`regen_bench.finetune`'s job.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from regen_bench.fileio import field_error, read_json
 from regen_bench.narrator import PROMPT_VERSION, NarratorConfig
 
 MANIFEST_FILE = "narrator-finetune.json"
@@ -131,13 +131,9 @@ def read_manifest(folder: str | os.PathLike[str]) -> FinetuneManifest | None:
     if not path.is_file():
         return None
     try:
-        return FinetuneManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        return FinetuneManifest.model_validate(read_json(path))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise ValueError(f"{path}: field '{where}': {first['msg']}") from None
+        raise ValueError(f"{path}: {field_error(exc)}") from None
 
 
 def manifest_sha256(folder: str | os.PathLike[str]) -> str:

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from regen_bench.fileio import atomic_write
+from regen_bench.fileio import atomic_write, field_error, read_json
 from regen_bench.metrics.ranking import METRIC_NAMES, TIE_POLICIES, metrics_from_counts
 from regen_bench.metrics.text import ROUGE_TYPES, lexical_metrics, text_signature
 
@@ -298,20 +298,11 @@ def recompute_metrics(samples: list[dict[str, Any]], policy: str) -> dict[str, f
 def load_result(path: str | os.PathLike[str], check_samples: bool = True) -> Result:
     """Read and fully validate a result file; raise ResultError naming the problem."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultError(f"{path}: not valid JSON ({exc})") from None
+    raw = read_json(path, ResultError)
     try:
         result = Result.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise ResultError(
-            f"{path}: field '{where}': {first['msg']} ({exc.error_count()} problem(s))"
-        ) from None
+        raise ResultError(f"{path}: {field_error(exc)} ({exc.error_count()} problem(s))") from None
     expected = signature(result)
     if result.signature != expected:
         raise ResultError(

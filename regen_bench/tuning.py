@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from regen_bench.data.dataset import Catalog
-from regen_bench.fileio import atomic_write
+from regen_bench.fileio import atomic_write, field_error, read_json
 from regen_bench.metrics import metrics_from_counts, rank_counts
 from regen_bench.model import Model
 from regen_bench.options import Choice, Dimension, IntRange, LogUniform, check_search_space
@@ -135,20 +135,12 @@ class TunedConfig(BaseModel):
 def load_tuned_config(path: str | os.PathLike[str]) -> TunedConfig:
     """Read and validate a tuned-config file; TuneError naming the file and the field."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TuneError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TuneError(f"{path}: not valid JSON ({exc})") from None
+    raw = read_json(path, TuneError)
     try:
         return TunedConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise TuneError(
-            f"{path}: not a tuned config from `regen-bench tune`: field '{where}': {first['msg']}"
-        ) from None
+        what = "not a tuned config from `regen-bench tune`"
+        raise TuneError(f"{path}: {what}: {field_error(exc)}") from None
 
 
 def apply_tuned_config(
