@@ -1,5 +1,8 @@
 """``regen-bench tune``: hyperparameter search on the validation split, with Optuna.
 
+(About 430 lines: the study, its objective, the withheld test split and the resume rules are
+one mechanism; the file format it writes is :mod:`regen_bench.tuned_config`.)
+
 A model is tunable when its option schema declares a ``SEARCH_SPACE`` (see
 :mod:`regen_bench.options`). :func:`tune` runs an Optuna study over it:
 
@@ -31,13 +34,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn, SupportsIndex
+from typing import Any, NoReturn, SupportsIndex
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from regen_bench.data.dataset import Catalog
-from regen_bench.fileio import atomic_write, field_error, read_json
+from regen_bench.fileio import atomic_write
 from regen_bench.metrics import metrics_from_counts, rank_counts
 from regen_bench.model import Model
 from regen_bench.options import Choice, Dimension, IntRange, LogUniform, check_search_space
@@ -47,9 +49,15 @@ from regen_bench.results import Tuning
 from regen_bench.runner import build_model, check_names
 from regen_bench.tasks import Example, TaskData, build_task
 from regen_bench.threads import set_torch_threads
+from regen_bench.tuned_config import (
+    KIND,
+    TrialRecord,
+    TunedConfig,
+    TuneError,
+    apply_tuned_config,
+    load_tuned_config,
+)
 
-#: What a tuned-config file says it is.
-KIND: Literal["regen-bench tuned config"] = "regen-bench tuned config"
 #: The fit-log key holding a model's best-epoch validation NDCG@10 (the objective).
 VALID_KEY = "best_valid_ndcg@10"
 #: Median pruning: no pruning before this many finished trials, nor before this epoch.
@@ -58,10 +66,6 @@ PRUNER_WARMUP_EPOCHS = 3
 OPTUNA_HINT = "regen-bench tune needs optuna: pip install 'regen-bench[tune]'"
 
 Log = Callable[[str], None]
-
-
-class TuneError(ValueError):
-    """A search cannot start or finish (untunable model, bad file...); the message says why."""
 
 
 class TestSplitWithheld(RuntimeError):
@@ -102,59 +106,6 @@ def tuning_data(data: TaskData) -> TaskData:
         narrative_type=data.narrative_type,
         skipped_users=data.skipped_users,
     )
-
-
-class TrialRecord(BaseModel):
-    """One finished or failed trial of the search, as the tuned-config file lists it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    number: int
-    state: str
-    value: float | None = None
-    params: dict[str, Any]
-    epochs: int | None = None
-
-
-class TunedConfig(BaseModel):
-    """The file ``regen-bench tune`` writes and ``regen-bench run --config`` reads."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    kind: Literal["regen-bench tuned config"] = KIND
-    model: str
-    task: str
-    #: The ``--dataset`` argument of the search (its fingerprint is in ``tuning``).
-    dataset: str
-    #: Every model option of the best trial (searched and fixed), for ``run --config``.
-    options: dict[str, Any]
-    tuning: Tuning
-    trials: list[TrialRecord] = Field(default_factory=list)
-
-
-def load_tuned_config(path: str | os.PathLike[str]) -> TunedConfig:
-    """Read and validate a tuned-config file; TuneError naming the file and the field."""
-    path = Path(path)
-    raw = read_json(path, TuneError)
-    try:
-        return TunedConfig.model_validate(raw)
-    except ValidationError as exc:
-        what = "not a tuned config from `regen-bench tune`"
-        raise TuneError(f"{path}: {what}: {field_error(exc)}") from None
-
-
-def apply_tuned_config(
-    tuned: TunedConfig, model: str, task: str, options: Mapping[str, object]
-) -> tuple[dict[str, object], Tuning]:
-    """The run options (``options``, e.g. ``--set``, override the tuned ones) and the tuning
-    block to record; TuneError when the file was tuned for another model or task."""
-    if tuned.model != model:
-        raise TuneError(f"the config was tuned for model '{tuned.model}', not '{model}'")
-    # The conversational task ranks exactly as the critique task does.
-    if tuned.task != task and not (tuned.task == "critique" and task == "conversational"):
-        raise TuneError(f"the config was tuned on task '{tuned.task}', not '{task}'")
-    overridden = sorted(k for k in options if k in tuned.options and options[k] != tuned.options[k])
-    return {**tuned.options, **options}, tuned.tuning.model_copy(update={"overridden": overridden})
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ def _model_options(
                 )
         return args.model, args.task, options, None
     from regen_bench.runner import NARRATOR_PREFIX
-    from regen_bench.tuning import apply_tuned_config, load_tuned_config
+    from regen_bench.tuned_config import apply_tuned_config, load_tuned_config
 
     tuned = load_tuned_config(args.config)
     model = args.model or tuned.model
