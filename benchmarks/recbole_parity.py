@@ -29,7 +29,9 @@ minutes per model with two threads on an idle two-core machine, hours with one t
 busy one, so each result is cached as JSON under ``--cache``/recbole, keyed by RecBole's
 version, the model, its config, the data fingerprint, the seed and the threads, and reused
 (printed as cached, with its date) unless ``--rerun-recbole``. ``--quick`` trains one epoch on
-each side: a check that everything runs, not a comparison. Not part of CI.
+each side: a check that everything runs, not a comparison. A RecBole run that was stopped
+(a session's end, a kill) resumes after its last finished epoch when the same command runs
+again (``--rerun-recbole`` starts it afresh); its fit time adds up the parts. Not part of CI.
 """
 
 from __future__ import annotations
@@ -259,7 +261,8 @@ def run_recbole(
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=1))
     env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", PYTHONWARNINGS="ignore")
-    with open(log, "w") as fh:
+    # A resumed run appends to the log of the parts before it.
+    with open(log, "a" if Path(spec["resume"]).exists() else "w") as fh:
         done = subprocess.run(
             [str(_venv_python(venv)), str(RUNNER), str(spec_path), str(out)],
             cwd=work,
@@ -312,7 +315,11 @@ def recbole_result(
     if args.only == "ours":
         return None, f"no cached RecBole result ({path})"
     work = args.cache / "work" / name
+    resume = work / "resume.pth"
+    if args.rerun_recbole:
+        resume.unlink(missing_ok=True)
     spec = {
+        "resume": str(resume.resolve()),
         "model": MODELS[model],
         "dataset": DATASET,
         "threads": args.threads,
@@ -322,7 +329,8 @@ def recbole_result(
             "checkpoint_dir": str((work / "saved").resolve()),
         },
     }
-    print(f"RecBole {MODELS[model]}: training; progress: tail -f {log}", flush=True)
+    how = "resuming an interrupted run" if resume.exists() else "training"
+    print(f"RecBole {MODELS[model]}: {how}; progress: tail -f {log}", flush=True)
     start = time.time()
     result = run_recbole(args.venv, spec, work, log, work / "result.json")
     cached = {

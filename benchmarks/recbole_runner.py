@@ -13,6 +13,14 @@ are those of a plain RecBole run; only timers and the data dump are added. Besid
 metrics, OUT records what the parity script checks against the harness's view of the same
 data: counts, each user's validation and test target, and a digest of every user's ordered
 sequence as RecBole's split saw it.
+
+A full run takes hours on two cores, longer than a working session, so it resumes: with
+``resume`` in SPEC (a file path), the state after every validated epoch (weights, optimizer,
+early-stopping counters, the best result so far, every random stream RecBole draws from:
+torch's, numpy's, Python's and the training loader's generator) is written there, and a
+restarted run loads it and goes on with the next epoch, so an interrupted and a straight run
+give the same figures. ``fit_s`` adds up the training time of every part; ``parts`` says how
+many processes it took.
 """
 
 from __future__ import annotations
@@ -125,11 +133,41 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             valid_s[0] += time.perf_counter() - start
 
     trainer._train_epoch, trainer._valid_epoch = counted_train, timed_valid
+    resume = spec.get("resume")
+    before = {"fit_s": 0.0, "valid_s": 0.0, "parts": 0, "stopped": False}
+    if resume and os.path.exists(resume):
+        before = _load_resume(resume, trainer, train_data, epochs, logger)
+        valid_s[0] = before["valid_s"]
     start = time.perf_counter()
-    best_valid_score, best_valid = trainer.fit(
-        train_data, valid_data, saved=True, show_progress=config["show_progress"]
-    )
-    fit_s = time.perf_counter() - start
+
+    def save_state(epoch_idx: int, valid_score: float) -> None:
+        if resume:
+            stopped = trainer.cur_step > trainer.stopping_step  # RecBole's early_stopping test
+            fit_s = before["fit_s"] + time.perf_counter() - start
+            _save_resume(
+                resume,
+                trainer,
+                train_data,
+                epoch_idx,
+                epochs[0],
+                fit_s,
+                valid_s[0],
+                before["parts"] + 1,
+                stopped,
+            )
+
+    if before["stopped"] or trainer.start_epoch >= trainer.epochs:
+        # Finished before the interruption: fit() would overwrite the best checkpoint.
+        best_valid_score, best_valid = trainer.best_valid_score, trainer.best_valid_result
+    else:
+        best_valid_score, best_valid = trainer.fit(
+            train_data,
+            valid_data,
+            saved=True,
+            show_progress=config["show_progress"],
+            callback_fn=save_state,
+        )
+    fit_s = before["fit_s"] + time.perf_counter() - start
     start = time.perf_counter()
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     evaluate_s = time.perf_counter() - start
@@ -143,11 +181,80 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "best_valid_score": float(best_valid_score),
         "epochs": epochs[0],
         "fit_s": round(fit_s, 3),
+        "parts": before["parts"] + 1,
         "valid_s": round(valid_s[0], 3),
         "evaluate_s": round(evaluate_s, 3),
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,
     }
+
+
+def _save_resume(
+    path: str,
+    trainer: Any,
+    train_data: Any,
+    epoch_idx: int,
+    epochs: int,
+    fit_s: float,
+    valid_s: float,
+    parts: int,
+    stopped: bool,
+) -> None:
+    """Everything a restarted run needs to continue after ``epoch_idx`` (atomic write)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    state = {
+        "epoch": epoch_idx,
+        "epochs": epochs,
+        "cur_step": trainer.cur_step,
+        "best_valid_score": trainer.best_valid_score,
+        "best_valid_result": trainer.best_valid_result,
+        "saved_model_file": trainer.saved_model_file,
+        "state_dict": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": np.random.get_state(),
+        "python_rng": random.getstate(),
+        "loader_rng": train_data.generator.get_state(),
+        "fit_s": fit_s,
+        "valid_s": valid_s,
+        "parts": parts,
+        "stopped": stopped,
+    }
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def _load_resume(
+    path: str, trainer: Any, train_data: Any, epochs: list[int], logger: Any
+) -> dict[str, Any]:
+    """Restore what :func:`_save_resume` wrote; returns the timing and stop fields."""
+    import random
+
+    import numpy as np
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    trainer.model.load_state_dict(state["state_dict"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.start_epoch = state["epoch"] + 1
+    trainer.cur_step = state["cur_step"]
+    trainer.best_valid_score = state["best_valid_score"]
+    trainer.best_valid_result = state["best_valid_result"]
+    trainer.saved_model_file = state["saved_model_file"]
+    torch.set_rng_state(state["torch_rng"])
+    np.random.set_state(state["numpy_rng"])
+    random.setstate(state["python_rng"])
+    train_data.generator.set_state(state["loader_rng"])
+    epochs[0] = state["epochs"]
+    logger.info(
+        f"resumed after epoch {state['epoch']} (part {state['parts'] + 1}, "
+        f"{state['fit_s']:.0f} s of training so far)"
+    )
+    return {k: state[k] for k in ("fit_s", "valid_s", "parts", "stopped")}
 
 
 def main(argv: list[str]) -> int:
