@@ -262,7 +262,8 @@ def run_recbole(
     spec_path.write_text(json.dumps(spec, indent=1))
     env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", PYTHONWARNINGS="ignore")
     # A resumed run appends to the log of the parts before it.
-    with open(log, "a" if Path(spec["resume"]).exists() else "w") as fh:
+    resume = spec.get("resume")
+    with open(log, "a" if resume and Path(resume).exists() else "w") as fh:
         done = subprocess.run(
             [str(_venv_python(venv)), str(RUNNER), str(spec_path), str(out)],
             cwd=work,
