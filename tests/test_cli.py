@@ -95,7 +95,7 @@ def test_validate_rejects_tampered_results(toy_file: Path, tmp_path: Path, capsy
         bad.write_text(json.dumps(data))
         code, _, err = _run(["validate", str(bad)], capsys)
         assert code == 1, name
-        assert f"INVALID {bad}" in err, name
+        assert f"regen-bench: check failed: {bad}: " in err, name
     (tmp_path / "toy" / "sequential" / "popularity.samples.jsonl").write_text("{}\n")
     code, _, err = _run(["validate", str(path)], capsys)
     assert code == 1 and "sha256" in err

@@ -25,7 +25,7 @@ def itemknn_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The example package as pip would expose it: its source plus a dist-info with the
     entry point from its own pyproject.toml (so a stale copy cannot pass)."""
     pyproject = (EXAMPLE / "pyproject.toml").read_text()
-    line = next(x for x in pyproject.splitlines() if x.startswith("itemknn = "))
+    line = next(x for x in pyproject.splitlines() if x.startswith("example-itemknn = "))
     info = tmp_path / "regen_bench_itemknn-0.1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(
@@ -48,23 +48,23 @@ def test_example_plugin_runs_through_the_cli(
     # as a new user would: install the example, list plugins, run it, validate the result
     assert main(["plugins", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["itemknn"]["distribution"] == "regen-bench-itemknn"
-    assert rows["itemknn"]["version"] == "0.1.0"
-    assert rows["itemknn"]["error"] is None, rows["itemknn"]["error"]
-    assert rows["itemknn"]["registers"] == ["model:itemknn"]
+    assert rows["example-itemknn"]["distribution"] == "regen-bench-itemknn"
+    assert rows["example-itemknn"]["version"] == "0.1.0"
+    assert rows["example-itemknn"]["error"] is None, rows["example-itemknn"]["error"]
+    assert rows["example-itemknn"]["registers"] == ["model:example-itemknn"]
     out = tmp_path / "res"
-    argv = ["run", "--model", "itemknn", "--task", "sequential", "--output", str(out), "-q"]
+    argv = ["run", "--model", "example-itemknn", "--task", "sequential", "--output", str(out), "-q"]
     assert main([*argv, "--set", "neighbours=20"]) == 0
-    result = json.loads((out / "mini/sequential/itemknn.json").read_text())
-    assert result["model"]["plugin"] == "itemknn"
+    result = json.loads((out / "mini/sequential/example-itemknn.json").read_text())
+    assert result["model"]["plugin"] == "example-itemknn"
     assert result["model"]["config"] == {"neighbours": 20, "decay": 0.7, "history": 5}
     # item-kNN personalises: far above the popularity baseline's 0.0965 Recall@10 on mini
     assert result["metrics"]["recall@10"] > 0.2
-    assert main(["validate", str(out / "mini/sequential/itemknn.json")]) == 0
+    assert main(["validate", str(out / "mini/sequential/example-itemknn.json")]) == 0
 
 
 def test_example_plugin_honours_the_contracts(itemknn_installed: None) -> None:
-    report = check_model_plugin("itemknn", config={"neighbours": 20})
+    report = check_model_plugin("example-itemknn", config={"neighbours": 20})
     assert report.tasks == ["sequential", "critique"]
     assert report.fit_logs["sequential"]["users"] == 150
 

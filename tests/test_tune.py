@@ -323,3 +323,29 @@ def test_a_trial_left_running_by_a_dead_process_is_marked_failed(tmp_path: Path)
     tuning._fail_stale(optuna, storage, study, said.append)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
     assert said == ["marked 1 unfinished trial(s) of an earlier process as failed"]
+
+
+def test_a_new_study_tries_the_defaults_first(data_file: Path, tmp_path: Path) -> None:
+    """Trial 0 is the model's defaults on the searched options, so the best found is never
+    below them on validation; options outside the space (or off its grid) are left to TPE."""
+    assert main(_tune_args(data_file, tmp_path / "t.json", 2, "-q")) == 0
+    (first, _, _, params), (_, _, _, second) = _values(tmp_path / "t.json")
+    schema = get_plugin_manager().get("model", "sasrec").options
+    assert first == 0 and schema is not None
+    defaults = {k: schema.model_fields[k].default for k in params}
+    assert params == defaults  # every searched sasrec default lies inside its space
+    assert second != defaults  # later trials are TPE's draws
+
+    class Opts(ModelOptions):
+        a: float = Field(default=5.0)
+        b: int = Field(default=3)
+        c: int = Field(default=4)
+        d: str = Field(default="x")
+
+    space = {
+        "a": Uniform(0.0, 1.0),  # default outside: not pinned
+        "b": IntRange(1, 5, step=2),  # 3 on the grid 1, 3, 5
+        "c": IntRange(1, 5, step=2),  # 4 off the grid
+        "d": Choice("x", "y"),
+    }
+    assert tuning.default_trial(Opts, space) == {"b": 3, "d": "x"}

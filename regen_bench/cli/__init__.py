@@ -8,8 +8,9 @@
 - :mod:`~regen_bench.cli.leaderboard`: ``leaderboard build | check | submit``;
 - :mod:`~regen_bench.cli.narrator`: ``narrator finetune``.
 
-Shared options and the command tree are in :mod:`~regen_bench.cli._common`. Handlers import
-their work lazily, so ``regen-bench --help`` loads no model, torch or LLM code.
+Shared options, the command tree and the failure kinds (one prefix and exit status each, the
+``--help`` epilog) are in :mod:`~regen_bench.cli._common`. Handlers import their work lazily,
+so ``regen-bench --help`` loads no numpy, pydantic, model, torch or LLM code.
 """
 
 from __future__ import annotations
@@ -21,9 +22,19 @@ from collections.abc import Sequence
 
 from regen_bench import __version__
 from regen_bench.cli import data, inpaint, leaderboard, narrator, plugins, rate, run, trace, tune
-from regen_bench.cli._common import EXIT_USAGE, CliError, Command, add_commands, parse_set
-from regen_bench.data.regen import DataFormatError
-from regen_bench.plugins import PluginError, UnknownNameError
+from regen_bench.cli._common import (
+    EXIT_INTERRUPTED,
+    EXIT_STATUS_HELP,
+    EXIT_USAGE,
+    CliError,
+    Command,
+    HelpFormatter,
+    add_commands,
+    fail,
+    output_settings,
+    parse_set,
+    report,
+)
 
 #: Every command, in the order ``regen-bench --help`` lists them.
 COMMANDS: tuple[Command, ...] = (
@@ -45,6 +56,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="regen-bench",
         description="Train, evaluate and compare models on the REGEN benchmark "
         "(recommendation with critiques and narratives).",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"regen-bench {__version__}")
     add_commands(parser, COMMANDS, argv, dest="command", metavar="COMMAND")
@@ -59,20 +72,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args))
-    except (UnknownNameError, DataFormatError, CliError, PluginError) as exc:
-        print(f"regen-bench: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ValueError, FileNotFoundError) as exc:
-        # Bad user input surfaces as ValueError (unknown model option, missing narrative...);
-        # REGEN_BENCH_DEBUG=1 shows the traceback when hunting a bug.
-        if os.environ.get("REGEN_BENCH_DEBUG"):
-            raise
-        print(f"regen-bench: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        with output_settings(args):
+            return int(args.func(args))
     except KeyboardInterrupt:
-        print("regen-bench: interrupted", file=sys.stderr)
-        return 130
+        return fail(EXIT_INTERRUPTED, "")
+    except Exception as exc:
+        # Bad input and missing extras are one line each (REGEN_BENCH_DEBUG=1 shows the
+        # traceback when hunting a bug); anything else is a bug and keeps its traceback.
+        status = None if os.environ.get("REGEN_BENCH_DEBUG") else report(exc)
+        if status is None:
+            raise
+        return status
 
 
 __all__ = ["COMMANDS", "EXIT_USAGE", "CliError", "build_parser", "main", "parse_set"]

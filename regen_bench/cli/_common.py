@@ -1,8 +1,9 @@
-"""What every command module shares: the command tree, option helpers and ``--set`` parsing.
+"""What every command module shares: the command tree, option helpers, ``--set`` parsing,
+and how failures are reported (one line, one prefix and one exit status per kind).
 
 Options that several commands take are added here, so they are spelled, described and
 defaulted the same way everywhere (``--dataset``, ``--data-dir``, ``--out``/``--output``,
-``--seed``, ``--limit``, ``--concurrency``, ``--threads``, ``--set``, ``-q``).
+``--seed``, ``--limit``, ``--concurrency``, ``--threads``, ``--set``, ``-q``/``-v``).
 """
 
 from __future__ import annotations
@@ -10,19 +11,140 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
+import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from regen_bench.threads import set_torch_threads
 
+EXIT_OK = 0
+#: A check found problems: invalid result files, rejected submissions, stale tables.
+EXIT_CHECK_FAILED = 1
+#: Bad usage or bad input: unknown name or option, malformed file, unwritable output.
 EXIT_USAGE = 2
+#: An optional dependency is not installed (the message gives the install command).
+EXIT_MISSING_EXTRA = 3
+EXIT_INTERRUPTED = 130
+
+#: The failure kinds: (exit status, the prefix of the one line on stderr).
+PREFIX = {
+    EXIT_CHECK_FAILED: "regen-bench: check failed: ",
+    EXIT_USAGE: "regen-bench: error: ",
+    EXIT_MISSING_EXTRA: "regen-bench: missing extra: ",
+    EXIT_INTERRUPTED: "regen-bench: interrupted",
+}
+
+#: The top-level ``--help`` epilog (also the README's table of exit statuses).
+EXIT_STATUS_HELP = f"""\
+exit status (a failure prints one line on stderr, prefixed by its kind):
+  {EXIT_OK}    success
+  {EXIT_CHECK_FAILED}    a check failed (invalid result or submission, stale leaderboard):
+       "{PREFIX[EXIT_CHECK_FAILED]}..."
+  {EXIT_USAGE}    bad usage or bad input (unknown name or option, malformed file):
+       "{PREFIX[EXIT_USAGE]}..."
+  {EXIT_MISSING_EXTRA}    an optional dependency is missing; the line names it and the
+       install command, for a clone and for an installed package:
+       "{PREFIX[EXIT_MISSING_EXTRA]}..."
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+REGEN_BENCH_DEBUG=1 shows the traceback behind an error line."""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that a text with line breaks (the epilog's table) is
+    printed as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 class CliError(Exception):
     """Reported as one line on stderr with exit status 2."""
+
+
+def fail(status: int, message: str) -> int:
+    """Print ``message`` with the prefix of its kind on stderr; return the exit status."""
+    print(f"{PREFIX[status]}{message}", file=sys.stderr)
+    return status
+
+
+def missing_module(exc: BaseException) -> str | None:
+    """The uninstalled module behind ``exc``: an ``ImportError`` of a module that cannot be
+    found, as ``exc`` itself or in its cause/context chain (a hint wrapping the import)."""
+    from regen_bench.readiness import missing
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ImportError) and cur.name and missing([cur.name]):
+            return cur.name
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def missing_extra_message(exc: BaseException) -> str | None:
+    """The one-line message for a missing optional dependency (None if ``exc`` is not one):
+    what is missing, and the install command spelled for a clone and for an installed
+    package (``pip install -e '.[X]' (in a clone) or pip install 'regen-bench[X]'``)."""
+    from regen_bench.readiness import DIST, MissingExtraError, install_hint, module_extras
+
+    if isinstance(exc, MissingExtraError):
+        return str(exc)
+    name = missing_module(exc)
+    if name is None:
+        return None
+    extras, packages = module_extras(name)
+    raw = isinstance(exc, ImportError) and exc.name == name  # "No module named ..."
+    # A message's own install hint is replaced by the one spelled both ways.
+    what = "" if raw else re.sub(r"[\s:;,(]*pip install .*$", "", str(exc)).strip()
+    what = what or f"{name.split('.')[0].replace('_', '-')} is not installed"
+    return f"{what}: {install_hint({DIST: extras} if extras else {}, packages)}"
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    """An exception class of ``module`` if it is imported (else nothing can raise it)."""
+    mod = sys.modules.get(module)
+    found = getattr(mod, name, None) if mod is not None else None
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def _bad_input(exc: BaseException) -> bool:
+    """Errors that mean bad usage or input (a bug is anything else, and keeps its traceback)."""
+    kinds: list[type[BaseException]] = [
+        CliError,
+        ValueError,
+        LookupError,  # UnknownNameError, with its "did you mean"
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+    ]
+    for module, name in (
+        ("regen_bench.plugins", "PluginError"),
+        ("regen_bench.embedding", "MissingAPIKeyError"),
+    ):
+        found = _loaded(module, name)
+        if found is not None:
+            kinds.append(found)
+    return isinstance(exc, tuple(kinds)) and not isinstance(exc, (KeyError, IndexError))
+
+
+def report(exc: BaseException) -> int | None:
+    """Report a failure as one line of its kind; its exit status, or None for a bug."""
+    message = missing_extra_message(exc)
+    if message is not None:
+        return fail(EXIT_MISSING_EXTRA, message)
+    if _bad_input(exc):
+        return fail(EXIT_USAGE, str(exc))
+    return None
 
 
 @dataclass(frozen=True)
@@ -226,7 +348,25 @@ def backend_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bars") -> None:
+    """``-q`` (our progress off) and ``-v`` (third-party libraries' own output on)."""
     parser.add_argument("-q", "--quiet", action="store_true", help=what)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show what libraries print (their progress bars, logs and warnings)",
+    )
+
+
+def output_settings(args: argparse.Namespace) -> AbstractContextManager[None]:
+    """``-q``/``-v`` for the command (trainers read them from :mod:`regen_bench.progress`);
+    third-party output is silenced unless ``-v``. Commands without the flags get the default:
+    our progress shown, third-party output silenced."""
+    from regen_bench import progress
+
+    return progress.output(
+        quiet=bool(getattr(args, "quiet", False)), verbose=bool(getattr(args, "verbose", False))
+    )
 
 
 def apply_threads(args: argparse.Namespace) -> None:

@@ -31,8 +31,9 @@ def _build(args: argparse.Namespace) -> int:
     try:
         written = build(args.submissions, args.out)
     except SubmissionError as exc:
-        print(f"regen-bench leaderboard build: {exc}", file=sys.stderr)
-        return 1
+        if common.missing_module(exc):
+            raise  # a missing extra, reported as such by main
+        return common.fail(common.EXIT_CHECK_FAILED, str(exc))
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -43,10 +44,11 @@ def _check(args: argparse.Namespace) -> int:
 
     problems = check(args.submissions, args.out)
     for problem in problems:
-        print(f"regen-bench leaderboard check: {problem}", file=sys.stderr)
-    if not problems:
-        print(f"ok: {args.out} is up to date with {args.submissions}")
-    return 1 if problems else 0
+        common.fail(common.EXIT_CHECK_FAILED, problem)
+    if problems:
+        return common.EXIT_CHECK_FAILED
+    print(f"ok: {args.out} is up to date with {args.submissions}")
+    return 0
 
 
 def _configure_submit(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +68,9 @@ def _submit(args: argparse.Namespace) -> int:
             log=lambda m: print(m, file=sys.stderr),
         )
     except SubmissionError as exc:
-        print(f"REJECTED {exc}", file=sys.stderr)
-        return 1
+        if common.missing_module(exc):
+            raise
+        return common.fail(common.EXIT_CHECK_FAILED, f"rejected: {exc}")
     print(f"accepted {dest}; now run `regen-bench leaderboard build`")
     return 0
 

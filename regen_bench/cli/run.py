@@ -15,11 +15,18 @@ NONE = "none"
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:
-    from regen_bench.embedding import DEFAULT_EMBEDDER
-    from regen_bench.metrics.ranking import DEFAULT_TIE_POLICY, TIE_POLICIES
-    from regen_bench.metrics.text import DEFAULT_BERTSCORE_MODEL
-    from regen_bench.runner import DEFAULT_OUTPUT, RunConfig
-    from regen_bench.tasks import TASKS
+    # Light copies of the defaults: --help imports no numpy (tests/test_help_speed.py).
+    from regen_bench.runner.defaults import (
+        DEFAULT_BERTSCORE_MODEL,
+        DEFAULT_DATASET,
+        DEFAULT_EMBEDDER,
+        DEFAULT_EVAL_BATCH_SIZE,
+        DEFAULT_OUTPUT,
+        DEFAULT_SEED,
+        DEFAULT_TIE_POLICY,
+        TASK_DESCRIPTIONS,
+        TIE_POLICIES,
+    )
 
     parser.add_argument(
         "--model",
@@ -30,7 +37,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "--task",
         default=None,
         help="task: "
-        + "; ".join(f"{t.name} ({t.description})" for t in TASKS.values())
+        + "; ".join(f"{name} ({text})" for name, text in TASK_DESCRIPTIONS.items())
         + "; required unless --config names it",
     )
     parser.add_argument(
@@ -40,12 +47,12 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         help="model options from `regen-bench tune` (--set overrides them); the result "
         "records the search in its 'tuning' block",
     )
-    common.add_dataset(parser, default=RunConfig.dataset)
+    common.add_dataset(parser, default=DEFAULT_DATASET)
     parser.add_argument(
         "--narrative", default=None, help="narrative type for the conversational task"
     )
     common.add_out(parser, "result folder", default=DEFAULT_OUTPUT)
-    common.add_seed(parser, RunConfig.seed)
+    common.add_seed(parser, DEFAULT_SEED)
     common.add_set(
         parser,
         "model option, repeatable (e.g. --set epochs=20 --set loss=bce); "
@@ -68,7 +75,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--eval-batch-size",
         type=int,
-        default=RunConfig.eval_batch_size,
+        default=DEFAULT_EVAL_BATCH_SIZE,
         help="test examples scored at once; results do not depend on it",
     )
     parser.add_argument(
@@ -198,14 +205,14 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             result = load_result(path)
         except ResultError as exc:
-            print(f"INVALID {exc}", file=sys.stderr)
+            common.fail(common.EXIT_CHECK_FAILED, str(exc))
             bad += 1
         else:
             print(
                 f"ok {path}: {result.model.name} / {result.task.name} / "
                 f"{result.dataset.name} ({result.signature})"
             )
-    return 1 if bad else 0
+    return common.EXIT_CHECK_FAILED if bad else 0
 
 
 COMMANDS = (

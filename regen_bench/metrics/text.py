@@ -120,6 +120,8 @@ def bertscore_f1(
     """Per-pair BERTScore F1 x100 (float64); 0 where either text is blank."""
     import bert_score
 
+    from regen_bench.progress import is_verbose
+
     model_type, _, layer = resolve_bertscore_model(model, layers)
     if len(references) != len(hypotheses):
         raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
@@ -137,7 +139,8 @@ def bertscore_f1(
             num_layers=layer,
             batch_size=batch_size,
             device=device,
-            verbose=progress,
+            # bert-score's own prints and bars ("computing bert embedding..."): only with -v.
+            verbose=progress and is_verbose(),
         )
         out[keep] = 100 * f1.double().cpu().numpy()
     return out

@@ -15,12 +15,13 @@ from regen_bench.metrics.text import DEFAULT_BERTSCORE_MODEL
 from regen_bench.plugins import PluginManager, UnknownNameError
 from regen_bench.resolve import DEFAULT_DATASET
 from regen_bench.results import Tuning
+from regen_bench.runner.defaults import (
+    DEFAULT_EVAL_BATCH_SIZE,
+    DEFAULT_OUTPUT,
+    DEFAULT_SEED,
+    NARRATOR_PREFIX,
+)
 from regen_bench.tasks import TASKS
-
-DEFAULT_OUTPUT = "results"
-DEFAULT_EVAL_BATCH_SIZE = 256
-#: ``--set`` keys with this prefix configure the conversational task's narrator.
-NARRATOR_PREFIX = "narrator."
 
 
 class RunError(ValueError):
@@ -43,7 +44,7 @@ class RunConfig:
     dataset: str = DEFAULT_DATASET
     narrative: str | None = None
     output: str | os.PathLike[str] = DEFAULT_OUTPUT
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     options: Mapping[str, object] = field(default_factory=dict)
     data_dir: str | None = None
     eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE

@@ -6,10 +6,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from regen_bench.metrics.ranking import rank_counts
 from regen_bench.model import Model
+from regen_bench.progress import Progress
 from regen_bench.runner.config import RunError
 from regen_bench.tasks import Example, TaskData
 
@@ -42,7 +42,7 @@ def score_examples(
     """Score the test examples in batches; return one record per example with its counts."""
     samples: list[dict[str, Any]] = []
     catalog = data.catalog
-    bar = tqdm(total=len(data.test), desc="evaluate", unit="ex", disable=not progress)
+    bar = Progress("evaluate", len(data.test), unit="ex", enabled=progress)
     for batch in _batches(data.test, batch_size):
         scores = np.asarray(model.score(batch), dtype=np.float32)
         if scores.shape != (len(batch), len(catalog)):

@@ -24,6 +24,7 @@ from regen_bench.llm import check_options
 from regen_bench.model import Model
 from regen_bench.narrator import NarratorConfig
 from regen_bench.plugins import Entry, PluginManager, get_plugin_manager
+from regen_bench.progress import quiet
 from regen_bench.resolve import resolve_dataset
 from regen_bench.results import (
     DatasetInfo,
@@ -37,6 +38,7 @@ from regen_bench.results import (
     write_result,
     write_samples,
 )
+from regen_bench.runner.components import preflight
 from regen_bench.runner.config import RunConfig, RunError, check_config
 from regen_bench.runner.environment import environment, git_commit
 from regen_bench.runner.narration import narrate_samples
@@ -129,9 +131,11 @@ def _prepare_narrator(
 def prepare(
     config: RunConfig, *, plugins: PluginManager | None = None, log: Log = _quiet
 ) -> Prepared:
-    """Check the config (before loading data), set threads, load the task, check the narrator."""
+    """Check the config and that every component can load (before loading data), set
+    threads, load the task, check the narrator."""
     plugins = plugins or get_plugin_manager()
     check_config(config, plugins)
+    preflight(config, plugins)
     if config.threads is not None:
         set_torch_threads(config.threads)
     started = time.perf_counter()
@@ -300,11 +304,14 @@ def run(config: RunConfig, *, progress: bool = True, log: Log = _quiet) -> RunOu
     """Train, evaluate and (for the conversational task) narrate; write the result files.
 
     Writes ``OUTPUT/<dataset>/<task>/<model>[__<narrative>].json`` and its ``.samples.jsonl``.
+    ``progress=False`` also quietens the model's own epoch progress
+    (:mod:`regen_bench.progress`).
     """
     prepared = prepare(config, log=log)
-    fitted = fit(prepared)
-    evaluated = evaluate(prepared, fitted.model, progress=progress)
-    narrated = narrate(prepared, fitted.model, evaluated, progress=progress, log=log)
+    with quiet(not progress):
+        fitted = fit(prepared)
+        evaluated = evaluate(prepared, fitted.model, progress=progress)
+        narrated = narrate(prepared, fitted.model, evaluated, progress=progress, log=log)
     result_path, samples_path = config.output_paths(prepared.dataset.name)
     sha = write_samples(samples_path, evaluated.samples)
     result = build_result(

@@ -60,7 +60,7 @@ class BERT4Rec(TorchRecommender[_Training]):
     def _build_net(self) -> torch.nn.Module:
         o = self.options
         return self._net_mod.BERT4RecNet(
-            len(self.catalog), o.hidden, o.blocks, o.heads, o.dropout, o.max_len
+            len(self.catalog), o.hidden, o.blocks, o.heads, o.dropout, o.max_len, o.init
         )
 
     # -- model-specific pieces (overridden by FLARE) ------------------------------------------

@@ -64,15 +64,21 @@ class BERT4RecNet(nn.Module):
     """Item table (padding, N items, [MASK]) shared by input and output, plus an output bias."""
 
     def __init__(
-        self, n_items: int, hidden: int, blocks: int, heads: int, dropout: float, max_len: int
+        self,
+        n_items: int,
+        hidden: int,
+        blocks: int,
+        heads: int,
+        dropout: float,
+        max_len: int,
+        init: str = "unit",
     ):
         super().__init__()
         self.n_items = n_items
         self.item_emb = nn.Embedding(n_items + 2, hidden, padding_idx=0)
         self.encoder = SequenceEncoder(hidden, blocks, heads, dropout, max_len)
         self.out_bias = nn.Parameter(torch.zeros(n_items))
-        self.logit_scale = hidden**-0.5
-        init_weights(self)
+        self.logit_scale = init_weights(self, hidden, init)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """Head outputs (B, T, hidden) of a left-padded (B, T) token batch."""
@@ -84,24 +90,39 @@ class BERT4RecNet(nn.Module):
         return (states @ items.T) * self.logit_scale + self.out_bias
 
 
-def init_weights(module: nn.Module) -> None:
-    """Xavier-normal for every weight matrix, N(0, 1) for every embedding table.
+def init_weights(module: nn.Module, hidden: int, scheme: str = "unit") -> float:
+    """Initialise ``module``'s weights by ``scheme``; returns the logit scale that goes with it.
 
-    BERT's N(0, 0.02) left the small models here on a long plateau at the uniform loss (with
-    near-zero query/key weights attention stays uniform); Xavier on an embedding table would
-    shrink item vectors with the catalog size (std sqrt(2 / (N + d))) until the position
-    embeddings drown them. Unit-variance tables keep items and positions on one scale
-    whatever N; logits are divided by sqrt(hidden) (see ``logit_scale``) to stay O(1).
+    ``unit``: Xavier-normal for every weight matrix, N(0, 1) for every embedding table, logits
+    divided by sqrt(hidden). Unit-variance tables keep items and positions on one scale
+    whatever the catalog size (Xavier on a table would shrink item vectors with N), and avoid
+    the long plateau at the uniform loss that small initial query/key weights can cause on
+    tiny data. ``bert``: BERT's (and RecBole's) truncated N(0, 0.02) for every weight matrix
+    and table, zero biases, logits unscaled.
     """
+    if scheme == "bert":
+        for mod in module.modules():
+            if isinstance(mod, nn.Linear) and mod.bias is not None:
+                nn.init.zeros_(mod.bias)
+        for p in module.parameters():
+            if p.dim() > 1:
+                nn.init.trunc_normal_(p, std=0.02, a=-0.04, b=0.04)
+        scale = 1.0
+    elif scheme == "unit":
+        for mod in module.modules():
+            if isinstance(mod, nn.Embedding):
+                nn.init.normal_(mod.weight)
+        for name, p in module.named_parameters():
+            if p.dim() > 1 and "emb" not in name:
+                nn.init.xavier_normal_(p)
+        scale = hidden**-0.5
+    else:
+        raise ValueError(f"unknown init scheme {scheme!r} (unit, bert)")
     for mod in module.modules():
-        if isinstance(mod, nn.Embedding):
-            nn.init.normal_(mod.weight)
-            if mod.padding_idx is not None:
-                with torch.no_grad():
-                    mod.weight[mod.padding_idx].zero_()
-    for name, p in module.named_parameters():
-        if p.dim() > 1 and "emb" not in name:
-            nn.init.xavier_normal_(p)
+        if isinstance(mod, nn.Embedding) and mod.padding_idx is not None:
+            with torch.no_grad():
+                mod.weight[mod.padding_idx].zero_()
+    return scale
 
 
 def mask_items(

@@ -5,11 +5,11 @@ Where each default comes from: docs/models.md, section ``bert4rec``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from regen_bench.options import SearchSpace, Uniform, redefault
+from regen_bench.options import Choice, SearchSpace, Uniform, redefault
 from regen_bench_plugins.torchrec.options import TorchRecOptions
 
 
@@ -26,11 +26,19 @@ class BERT4RecOptions(TorchRecOptions):
     last_prob: float = Field(
         default=0.1, ge=0, le=1, description="share of sequences that mask only their newest item"
     )
+    init: Literal["unit", "bert"] = Field(
+        default="unit",
+        description="weight initialisation: unit (N(0, 1) tables, Xavier matrices, logits / "
+        "sqrt(hidden)) or bert (truncated N(0, 0.02) everywhere, as BERT and RecBole)",
+    )
     epochs: int = redefault(TorchRecOptions, "epochs", 300)
     patience: int = redefault(TorchRecOptions, "patience", 10)
 
-    #: The shared ranges plus the Cloze masking rate (hidden choices are divisible by heads=2).
+    #: The shared ranges plus the Cloze masking rates and the initialisation (hidden choices are
+    #: divisible by heads=2).
     SEARCH_SPACE: ClassVar[SearchSpace] = {
         **TorchRecOptions.SEARCH_SPACE,
         "mask_prob": Uniform(0.1, 0.6),
+        "last_prob": Uniform(0.0, 0.3),
+        "init": Choice("unit", "bert"),
     }

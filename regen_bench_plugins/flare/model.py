@@ -98,6 +98,7 @@ class FLARE(BERT4Rec):
             o.max_len,
             o.latents,
             o.resampler_layers,
+            o.init,
         )
 
     # -- text --------------------------------------------------------------------------------

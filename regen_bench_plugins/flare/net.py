@@ -111,6 +111,7 @@ class FlareNet(nn.Module):
         max_len: int,
         latents: int,
         resampler_layers: int,
+        init: str = "unit",
     ):
         super().__init__()
         self.n_items = n_items
@@ -126,10 +127,9 @@ class FlareNet(nn.Module):
         self.mask_emb = nn.Parameter(torch.zeros(hidden))
         self.encoder = SequenceEncoder(hidden, blocks, heads, dropout, max_len)
         self.out_bias = nn.Parameter(torch.zeros(n_items))
-        self.logit_scale = hidden**-0.5
-        init_weights(self)
-        # Unit scale like the ID table and the resampler's LayerNorm-ed output.
-        nn.init.normal_(self.mask_emb)
+        self.logit_scale = init_weights(self, hidden, init)
+        # The scale of the ID table (unit: like the resampler's LayerNorm-ed output).
+        nn.init.normal_(self.mask_emb, std=1.0 if init == "unit" else 0.02)
 
     def fit_projection(self, states: torch.Tensor, valid: torch.Tensor) -> None:
         """Fit the PCA-whitening of token states (N, L, text_dim) on their valid tokens."""

@@ -5,7 +5,7 @@ Where each default comes from: docs/models.md, section ``flare``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,9 @@ class FLAREOptions(BERT4RecOptions):
 
     lr: float = redefault(BERT4RecOptions, "lr", 2e-3)
     batch_size: int = redefault(BERT4RecOptions, "batch_size", 256)
+    #: FLARE's item vectors add unit-scale text vectors to the ID table: ``unit`` keeps the
+    #: two on one scale (``bert`` init is BERT4Rec's default, not FLARE's).
+    init: Literal["unit", "bert"] = redefault(BERT4RecOptions, "init", "unit")
     latents: int = Field(default=4, ge=1, description="learned queries of the Perceiver resampler")
     resampler_layers: int = Field(default=1, ge=1, description="cross-attention layers")
     max_tokens: int = Field(default=48, ge=2, description="encoder tokens read per item text")

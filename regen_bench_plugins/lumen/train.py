@@ -121,7 +121,8 @@ def train(model: Lumen, users: Sequence[UserSequence], valid: Sequence[Example])
     says which).
     """
     from accelerate import Accelerator
-    from tqdm.auto import tqdm
+
+    from regen_bench.progress import Progress
 
     opts = model.opts
     start = time.perf_counter()  # the budget includes building the examples
@@ -164,7 +165,7 @@ def train(model: Lumen, users: Sequence[UserSequence], valid: Sequence[Example])
     budget_s = opts.train_minutes * 60.0
     train_tokens, train_s = 0, 0.0  # throughput excludes validation
     pad = model.encoder.placeholder
-    bar = tqdm(total=opts.epochs, desc="lumen", unit="epoch", disable=None)
+    bar = Progress("lumen", opts.epochs, enabled=acc.is_main_process)
     for _epoch in range(opts.epochs):
         net.train()
         # Each process takes its share of the micro-batches (``accelerate launch``).
@@ -200,13 +201,22 @@ def train(model: Lumen, users: Sequence[UserSequence], valid: Sequence[Example])
                     stopped = "max_steps"
                 if stopped != "epochs":
                     break
-            bar.set_postfix(loss=f"{total / micro:.4f}", step=step)
+            bar.set({"loss": f"{total / micro:.4f}", "step": step})
         losses.append(round(total / max(micro, 1), 5))
         item_losses.append(round(total_item / max(micro, 1), 5))
         text_losses.append(round(total_text / max(micro, 1), 5))
         if (not opts.eval_every or stopped != "epochs") and validate.at != step:
             validate(step)  # every epoch, and the last step when a budget or cap stops it
-        bar.update(1)
+        last = validate.evals[-1]["ndcg@10"] if validate.evals else float("nan")
+        bar.update(
+            1,
+            {
+                "loss": f"{losses[-1]:.4f}",
+                "step": step,
+                "valid ndcg@10": f"{last:.4f}",
+                "best step": validate.best_step,
+            },
+        )
         if validate.stop and stopped == "epochs":
             stopped = "patience"
         if stopped != "epochs":

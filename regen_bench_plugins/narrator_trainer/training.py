@@ -162,8 +162,9 @@ def _train(
     progress: bool,
 ) -> dict[str, Any]:
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from regen_bench.progress import Progress
 
     hp, out, main = spec.hyper, spec.out_dir, accelerator.is_main_process
     if main:
@@ -245,7 +246,7 @@ def _train(
     model.train()
     step = 0
     stopped = "max_steps" if hp.max_steps is not None and total == hp.max_steps else "epochs"
-    bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not (progress and main))
+    bar = Progress("fine-tune", total, unit="step", enabled=progress and main)
     done = False
     for _epoch in range(hp.epochs):
         for batch in train_loader:
@@ -262,8 +263,7 @@ def _train(
             scheduler.step()
             step += 1
             train_n += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            bar.update(1, {"loss": f"{float(loss.detach()):.3f}"})
             if (step % hp.eval_every == 0 or step == total) and evaluate(step):
                 stopped, done = "early_stopping", True
             if step >= total:

@@ -144,7 +144,7 @@ class TorchRecommender(Model, Generic[DataT]):
 
     def fit(self, train: Sequence[UserSequence], valid: Sequence[Example]) -> dict[str, Any]:
         """Train with early stopping on validation NDCG@10; restore the best epoch's weights."""
-        from tqdm.auto import tqdm
+        from regen_bench.progress import Progress
 
         torch, opts = self._torch, self.options
         start = time.perf_counter()
@@ -169,8 +169,8 @@ class TorchRecommender(Model, Generic[DataT]):
         ndcgs: list[float] = []
         epoch_s: list[float] = []
         stopped = 0  # the epoch after which epoch_callback stopped training (0: it did not)
-        bar = tqdm(range(1, opts.epochs + 1), desc=self.NAME, unit="epoch", disable=None)
-        for epoch in bar:
+        bar = Progress(self.NAME, opts.epochs)
+        for epoch in range(1, opts.epochs + 1):
             t0 = time.perf_counter()
             self.net.train()
             self._invalidate()
@@ -190,7 +190,9 @@ class TorchRecommender(Model, Generic[DataT]):
             if not valid or ndcg > best_ndcg:
                 best_ndcg, best_epoch = ndcg, epoch
                 best_state = copy.deepcopy(self.net.state_dict())
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", ndcg10=f"{ndcg:.4f}", best=best_epoch)
+            bar.update(
+                1, {"loss": f"{losses[-1]:.4f}", "valid ndcg@10": f"{ndcg:.4f}", "best": best_epoch}
+            )
             if valid and self.epoch_callback is not None and self.epoch_callback(epoch, ndcg):
                 stopped = epoch
                 break

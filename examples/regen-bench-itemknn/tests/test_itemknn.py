@@ -4,5 +4,5 @@ from regen_bench.testing import check_model_plugin
 
 
 def test_itemknn_honours_the_contracts() -> None:
-    report = check_model_plugin("itemknn", config={"neighbours": 20})
+    report = check_model_plugin("example-itemknn", config={"neighbours": 20})
     assert report.tasks == ["sequential", "critique"]

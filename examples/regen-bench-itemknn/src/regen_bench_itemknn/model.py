@@ -31,7 +31,7 @@ class ItemKNN(Model):
     ):
         super().__init__(catalog, seed=seed, **config)  # rejects unknown options
         if int(neighbours) < 1 or not 0 < float(decay) <= 1 or int(history) < 1:
-            raise ValueError("itemknn: neighbours >= 1, 0 < decay <= 1 and history >= 1")
+            raise ValueError("example-itemknn: neighbours >= 1, 0 < decay <= 1 and history >= 1")
         self.neighbours, self.decay, self.history = int(neighbours), float(decay), int(history)
         self.sim = np.zeros((len(catalog), len(catalog)), dtype=np.float32)
         self.popularity = np.zeros(len(catalog), dtype=np.float32)

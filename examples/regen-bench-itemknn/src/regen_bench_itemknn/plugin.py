@@ -15,7 +15,7 @@ def register_models(register: Any) -> None:
         return ItemKNN(catalog, **config)
 
     register(
-        "itemknn",
+        "example-itemknn",
         factory,
         tasks=("sequential", "critique"),
         summary="item-kNN over purchase co-occurrence (example plugin)",

@@ -1,0 +1,78 @@
+"""The components of a run, checked before it loads data or trains (:func:`preflight`).
+
+A run needs its model plugin, and on a generating task (conversational) the narrator's LLM
+backend (unless the model writes text itself), the BLEU/ROUGE libraries, the embedder of the
+semantic-similarity metric and the BERTScore library. Each is checked without importing it
+(:mod:`regen_bench.readiness`); what is missing is reported in one
+:class:`~regen_bench.readiness.MissingExtraError` naming the extras to install, so a run never
+trains for minutes and then stops on an import. The output folder is checked too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from regen_bench.llm import check_options
+from regen_bench.narrator import NarratorConfig
+from regen_bench.plugins import Entry, PluginManager
+from regen_bench.readiness import DIST, Readiness, readiness, require
+from regen_bench.runner.config import RunConfig, RunError
+from regen_bench.tasks import TASKS
+
+#: Core code behind the text metrics (read for its imports like a plugin's).
+LEXICAL_METRICS = "regen_bench.metrics.lexical:lexical_metrics"
+BERTSCORE = "regen_bench.metrics.text:bertscore_f1"
+
+
+def _entry_readiness(entry: Entry, plugins: PluginManager) -> Readiness:
+    info = next((p for p in plugins.infos if p.name == entry.plugin), None)
+    return readiness(entry.factory, kind=entry.kind, dist=(info and info.distribution) or DIST)
+
+
+def check_output(output: str | os.PathLike[str]) -> None:
+    """The output folder exists as a writable folder, or can be made in one."""
+    path = Path(output).expanduser()
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunError(f"output folder {output}: {existing} exists and is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(f"output folder {output}: {existing} is not writable")
+
+
+def preflight(config: RunConfig, plugins: PluginManager) -> None:
+    """Check that every component of ``config``'s run can load and its output can be written
+    (and the narrator's options, which need no data either).
+
+    Raises :class:`~regen_bench.readiness.MissingExtraError` (what is missing, the install
+    command) or :class:`RunError` (the output folder). Call it after
+    :func:`~regen_bench.runner.check_config`, which checks the names.
+    """
+    entry = plugins.get("model", config.model)
+    components = [(f"model '{config.model}'", _entry_readiness(entry, plugins))]
+    if TASKS[config.task].generates:
+        if not entry.generates_text:
+            narrator_config = NarratorConfig.from_options(config.narrator_options())
+            backend = narrator_config.backend
+            narrator = plugins.get("llm_backend", backend)
+            check_options(
+                f"llm backend '{backend}'", narrator.factory, narrator_config.backend_options
+            )
+            components.append(
+                (f"narrator backend '{backend}'", _entry_readiness(narrator, plugins))
+            )
+        components.append(("BLEU/ROUGE", readiness(LEXICAL_METRICS)))
+        if config.embedder is not None:
+            embedder = plugins.get("embedder", config.embedder)
+            components.append(
+                (f"embedder '{config.embedder}'", _entry_readiness(embedder, plugins))
+            )
+        if config.bertscore_model is not None:
+            components.append(("BERTScore", readiness(BERTSCORE)))
+    require(components)
+    check_output(config.output)
+
+
+__all__ = ["BERTSCORE", "LEXICAL_METRICS", "check_output", "preflight"]
