@@ -56,8 +56,14 @@ def test_checkpoint_config_errors_name_the_file(tmp_path: Path) -> None:
     ("schema", "defaults"),
     [
         (SASRecOptions, {"heads": 1, "dropout": 0.2, "lr": 2e-3, "epochs": 200, "loss": "ce"}),
-        (BERT4RecOptions, {"heads": 2, "dropout": 0.1, "epochs": 300, "patience": 10}),
-        (FLAREOptions, {"heads": 2, "lr": 2e-3, "batch_size": 256, "latents": 4}),
+        (
+            BERT4RecOptions,
+            {"heads": 2, "dropout": 0.1, "epochs": 300, "patience": 25, "init": "bert"},
+        ),
+        (
+            FLAREOptions,
+            {"heads": 2, "lr": 2e-3, "batch_size": 256, "latents": 4, "patience": 10},
+        ),
     ],
 )
 def test_model_defaults_and_help(schema: type, defaults: dict[str, object]) -> None:

@@ -27,12 +27,14 @@ class BERT4RecOptions(TorchRecOptions):
         default=0.1, ge=0, le=1, description="share of sequences that mask only their newest item"
     )
     init: Literal["unit", "bert"] = Field(
-        default="unit",
+        default="bert",
         description="weight initialisation: unit (N(0, 1) tables, Xavier matrices, logits / "
         "sqrt(hidden)) or bert (truncated N(0, 0.02) everywhere, as BERT and RecBole)",
     )
     epochs: int = redefault(TorchRecOptions, "epochs", 300)
-    patience: int = redefault(TorchRecOptions, "patience", 10)
+    #: Masked-item training first sits ten or more epochs on a popularity plateau: patience 10
+    #: could stop it there (see docs/models.md).
+    patience: int = redefault(TorchRecOptions, "patience", 25)
 
     #: The shared ranges plus the Cloze masking rates and the initialisation (hidden choices are
     #: divisible by heads=2).

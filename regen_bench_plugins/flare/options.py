@@ -21,6 +21,8 @@ class FLAREOptions(BERT4RecOptions):
     #: FLARE's item vectors add unit-scale text vectors to the ID table: ``unit`` keeps the
     #: two on one scale (``bert`` init is BERT4Rec's default, not FLARE's).
     init: Literal["unit", "bert"] = redefault(BERT4RecOptions, "init", "unit")
+    #: FLARE's measured default (``bert4rec`` waits longer on its plateau).
+    patience: int = redefault(BERT4RecOptions, "patience", 10)
     latents: int = Field(default=4, ge=1, description="learned queries of the Perceiver resampler")
     resampler_layers: int = Field(default=1, ge=1, description="cross-attention layers")
     max_tokens: int = Field(default=48, ge=2, description="encoder tokens read per item text")
