@@ -10,7 +10,7 @@ OUT_FILE_HELP = "output REGEN-format file (.jsonl or .gz)"
 
 
 def _configure_synth(parser: argparse.ArgumentParser) -> None:
-    from regen_bench.data.synth import DEFAULT_ITEMS, DEFAULT_SEED, DEFAULT_USERS
+    from regen_bench.data.synth import DEFAULT_ITEMS, DEFAULT_SEED, DEFAULT_USERS, HABITS
 
     common.add_out(parser, OUT_FILE_HELP)
     parser.add_argument(
@@ -21,6 +21,19 @@ def _configure_synth(parser: argparse.ArgumentParser) -> None:
     )
     common.add_seed(parser, DEFAULT_SEED)
     parser.add_argument(
+        "--shoppers",
+        choices=sorted(HABITS),
+        default="legacy",
+        help="how shoppers choose each next purchase (default: %(default)s, the packaged mini)",
+    )
+    parser.add_argument(
+        "--shopper-set",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="change one shopper knob of --shoppers, repeatable (e.g. noise=0.1)",
+    )
+    parser.add_argument(
         "--bare",
         action="store_true",
         help="leave critiques and narratives out (reviews kept): input for `regen-bench inpaint`",
@@ -28,10 +41,25 @@ def _configure_synth(parser: argparse.ArgumentParser) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from regen_bench.data.synth import write_synthetic
+    from regen_bench.data.synth import HABITS, write_synthetic
 
+    knobs: dict[str, str] = {}
+    for pair in args.shopper_set:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise common.CliError(f"--shopper-set {pair!r}: expected KNOB=VALUE")
+        knobs[key.strip()] = value.strip()
+    try:
+        habits = HABITS[args.shoppers].with_values(**knobs) if knobs else HABITS[args.shoppers]
+    except ValueError as e:
+        raise common.CliError(f"--shopper-set: {e}") from None
     stats = write_synthetic(
-        args.out, users=args.users, items=args.items, seed=args.seed, bare=args.bare
+        args.out,
+        users=args.users,
+        items=args.items,
+        seed=args.seed,
+        bare=args.bare,
+        habits=habits,
     )
     for line in stats.lines():
         print(line)

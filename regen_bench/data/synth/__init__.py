@@ -7,8 +7,8 @@ share >= 4 category levels, so only they carry a critique, as in REGEN), buys a 
 follows the user's taste, or picks something popular. Reviews, critiques and narratives are
 filled from templates with the true attributes and history, so they can be checked.
 
-Everything is a pure function of ``(users, items, seed)``: all randomness comes from
-``random.Random(str)`` streams through :class:`Rng`.
+Everything is a pure function of ``(users, items, seed)`` and the shoppers' ``Habits``: all
+randomness comes from ``random.Random(str)`` streams through :class:`Rng`.
 
 Modules: ``vocabulary`` (read from the data files ``tables/*.json``), ``catalog`` (items),
 ``store`` (indexes over them), ``shoppers`` (tastes and purchase steps), ``world`` (the
@@ -19,7 +19,7 @@ catalog plus everyone's purchases), ``text`` and ``narratives`` (what is written
 from regen_bench.data.synth.catalog import CRITIQUE_LEVELS, ItemSpec, build_catalog
 from regen_bench.data.synth.records import iter_synthetic, synthesize, synthesize_world
 from regen_bench.data.synth.rng import Rng
-from regen_bench.data.synth.shoppers import SynthUser
+from regen_bench.data.synth.shoppers import CALIBRATED, HABITS, LEGACY, Habits, SynthUser
 from regen_bench.data.synth.text import shingles
 from regen_bench.data.synth.vocabulary import (
     BRANCHES,
@@ -36,17 +36,21 @@ from regen_bench.data.synth.writer import SynthStats, write_synthetic
 
 __all__ = [
     "BRANCHES",
+    "CALIBRATED",
     "COMPLEMENTS",
     "CRITIQUE_LEVELS",
     "DEFAULT_ITEMS",
     "DEFAULT_SEED",
     "DEFAULT_USERS",
     "FAMILIES",
+    "HABITS",
     "HOUSE_BRAND",
     "LEAVES",
+    "LEGACY",
     "PERSONAS",
     "TIERS",
     "Family",
+    "Habits",
     "ItemSpec",
     "Rng",
     "SynthStats",

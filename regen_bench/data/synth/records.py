@@ -10,7 +10,7 @@ from regen_bench.data.synth import narratives as nv
 from regen_bench.data.synth import text as tx
 from regen_bench.data.synth.catalog import ItemSpec
 from regen_bench.data.synth.rng import Rng
-from regen_bench.data.synth.shoppers import SynthUser
+from regen_bench.data.synth.shoppers import LEGACY, Habits, SynthUser
 from regen_bench.data.synth.vocabulary import BRANCHES, LEAVES, PERSONAS, TIERS
 from regen_bench.data.synth.world import (
     DEFAULT_ITEMS,
@@ -23,6 +23,8 @@ from regen_bench.data.synth.world import (
 _T0 = 1388534400  # 2014-01-01 UTC
 _T1 = 1546214400  # 2018-12-31 UTC
 _DAY = 86400
+#: How the extended moves (see shoppers.Habits) are narrated.
+_TOLD_AS = {"recall": "taste", "revisit": "taste", "noise": "popular"}
 
 
 def _timestamps(rng: Rng, moves: list[str], pace: float) -> list[int]:
@@ -119,7 +121,10 @@ def _user_record(rng: Rng, u: SynthUser, specs: list[ItemSpec]) -> UserRecord:
     f = _facts(u, specs, ratings, times)
     last, prev = specs[u.items[-1]], specs[u.items[-2]]
     last_view, prev_view = _item_view(last), _item_view(prev)
-    reason = nv.purchase_reason(rng, u.moves[-1], u.changes[-1], last_view, prev_view, f)
+    # A recall or revisit is told as a taste-driven buy, noise as a popular one: the reason
+    # templates speak of the previous item only for refinements and complements.
+    told = _TOLD_AS.get(u.moves[-1], u.moves[-1])
+    reason = nv.purchase_reason(rng, told, u.changes[-1], last_view, prev_view, f)
     earlier = list(dict.fromkeys(LEAVES[specs[i].leaf].name for i in reversed(u.items[:-1])))
     narratives = Narratives(
         purchase_reason=reason,
@@ -137,25 +142,34 @@ def _user_record(rng: Rng, u: SynthUser, specs: list[ItemSpec]) -> UserRecord:
 
 
 def iter_synthetic(
-    users: int = DEFAULT_USERS, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED
+    users: int = DEFAULT_USERS,
+    items: int = DEFAULT_ITEMS,
+    seed: int = DEFAULT_SEED,
+    habits: Habits = LEGACY,
 ) -> Iterator[UserRecord]:
     """The simulated store's users as REGEN records, made one at a time (bounded memory)."""
-    specs, people = simulate(users, items, seed)
+    specs, people = simulate(users, items, seed, habits)
     yield from _records(specs, people, seed)
 
 
 def synthesize(
-    users: int = DEFAULT_USERS, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED
+    users: int = DEFAULT_USERS,
+    items: int = DEFAULT_ITEMS,
+    seed: int = DEFAULT_SEED,
+    habits: Habits = LEGACY,
 ) -> list[UserRecord]:
     """The simulated store's users as REGEN records (same arguments, same records)."""
-    return list(iter_synthetic(users, items, seed))
+    return list(iter_synthetic(users, items, seed, habits))
 
 
 def synthesize_world(
-    users: int = DEFAULT_USERS, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED
+    users: int = DEFAULT_USERS,
+    items: int = DEFAULT_ITEMS,
+    seed: int = DEFAULT_SEED,
+    habits: Habits = LEGACY,
 ) -> World:
     """Build the catalog, the users and their REGEN records (a pure function of the args)."""
-    specs, people = simulate(users, items, seed)
+    specs, people = simulate(users, items, seed, habits)
     return World(specs, people, list(_records(specs, people, seed)))
 
 

@@ -10,12 +10,19 @@ habit. After the first purchase each step is one of:
 - a *complementary* move along the leaf graph (pens -> refills, printer paper -> ink, ...),
   preferring the same brand and colour as the previous item;
 - a *taste-driven* pick from a preferred branch, or a *popular* pick (Zipf popularity).
+
+That mix (:data:`LEGACY`, the packaged ``mini``) makes the next item nearly a function of the
+last one. :data:`CALIBRATED` adds structure only a model of the whole history can use: a
+complement of an item bought a few steps earlier (*recall*), another item of a leaf bought
+before, loyal to that purchase (*revisit*, the repeat-category cycle), a working budget that
+drifts and sharper lasting tastes. *Noise* purchases drawn uniformly from the catalog are a
+knob too (off in :data:`CALIBRATED`, whose popular picks already ignore the history).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -47,6 +54,89 @@ _PACK_NEAR = 2.0
 _PACK_FAR = 0.7
 
 
+@dataclass(frozen=True)
+class Habits:
+    """How simulated shoppers choose each next purchase (the simulator's behaviour knobs).
+
+    The step weights need not sum to one. ``legacy`` habits reproduce the packaged ``mini``
+    byte for byte (same random draws); any other values go through the extended step.
+    """
+
+    name: str = "legacy"
+    refine: float = MOVE_WEIGHTS[0]
+    complement: float = MOVE_WEIGHTS[1]
+    taste: float = MOVE_WEIGHTS[2]
+    popular: float = MOVE_WEIGHTS[3]
+    #: A complement of an item bought 2..recall_lag steps back (not the last one).
+    recall: float = 0.0
+    #: Another item of a leaf bought before, close to that earlier purchase.
+    revisit: float = 0.0
+    #: An item drawn uniformly from the catalog: a purchase no history explains.
+    noise: float = 0.0
+    complement_brand: float = COMPLEMENT_BRAND
+    complement_colour: float = COMPLEMENT_COLOUR
+    complement_tier: float = COMPLEMENT_TIER
+    complement_taste: float = COMPLEMENT_TASTE
+    complement_decay: float = COMPLEMENT_DECAY
+    favourite_share: float = FAVOURITE_SHARE
+    #: A recall's anchor is drawn uniformly from the purchases recall_min_lag..recall_lag back
+    #: (1 is the last one).
+    recall_min_lag: int = 2
+    recall_lag: int = 5
+    #: A revisit's anchor: exactly revisit_lag purchases back (a cycle), or for 0 any earlier
+    #: purchase, recent ones likelier.
+    revisit_lag: int = 0
+    #: Whether a revisit follows its anchor's brand, colour and tier (else the user's taste).
+    revisit_loyal: bool = True
+    #: Chance per step that the user's working price tier moves one step up or down.
+    budget_drift: float = 0.0
+    #: Exponent on the taste weight of taste-driven picks (> 1: tastes matter more).
+    taste_sharpness: float = 1.0
+
+    @property
+    def legacy(self) -> bool:
+        return self == LEGACY
+
+    def with_values(self, **values: float | int | str) -> Habits:
+        """A copy with some knobs changed (values are coerced to each knob's type)."""
+        types = {f.name: type(getattr(self, f.name)) for f in fields(self)}
+        unknown = sorted(set(values) - set(types))
+        if unknown:
+            raise ValueError(f"unknown shopper knob(s): {', '.join(unknown)}")
+        kw = {
+            k: str(v).lower() in ("1", "true", "yes") if types[k] is bool else types[k](v)
+            for k, v in values.items()
+        }
+        return Habits(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **kw})
+
+
+#: The packaged ``mini``: the next purchase follows mostly from the last one.
+LEGACY = Habits()
+#: Shoppers whose next purchase also depends on the longer history (see the module doc).
+CALIBRATED = Habits(
+    name="calibrated",
+    refine=0.16,  # with these weights, 18.4% of adjacent pairs carry a critique (REGEN's)
+    complement=0.12,
+    taste=0.15,
+    popular=0.05,
+    recall=0.25,
+    revisit=0.14,
+    noise=0.0,
+    complement_brand=3.0,
+    complement_colour=2.0,
+    complement_tier=1.5,
+    complement_taste=0.6,
+    complement_decay=0.6,
+    favourite_share=0.8,
+    recall_min_lag=2,
+    recall_lag=3,
+    revisit_lag=4,
+    budget_drift=0.12,
+    taste_sharpness=1.5,
+)
+HABITS = {h.name: h for h in (LEGACY, CALIBRATED)}
+
+
 @dataclass(slots=True)
 class SynthUser:
     """A simulated user: latent tastes and the true story behind each purchase."""
@@ -62,6 +152,8 @@ class SynthUser:
     items: list[int]
     moves: list[str]  # first, refine, complement, taste, popular
     changes: list[str | None]  # the refinement kind (critique.change) per purchase
+    budget: int = 1  # working price tier: the base tier, drifting under some habits
+    anchors: list[int | None] | None = None  # earlier purchase a recall/revisit builds on
 
 
 def make_user(rng: Rng, store: Store, user_id: str) -> SynthUser:
@@ -83,7 +175,7 @@ def make_user(rng: Rng, store: Store, user_id: str) -> SynthUser:
     for _ in range(min(len(leaf_pool), 3 + rng.below(3))):
         k = rng.weighted([LEAVES[x].weight for x in leaf_pool])
         leaves.append(leaf_pool.pop(k))
-    return SynthUser(
+    u = SynthUser(
         user_id,
         persona,
         branches,
@@ -96,20 +188,28 @@ def make_user(rng: Rng, store: Store, user_id: str) -> SynthUser:
         [],
         [],
     )
+    u.budget = tier
+    u.anchors = []
+    return u
 
 
 def _affinity(u: SynthUser, s: ItemSpec) -> float:
     """How well an item matches a user's taste (a multiplicative preference weight)."""
     a = _LIKED_BRAND if s.brand in u.brands else 1.0
     a *= _LIKED_COLOUR if s.colour in u.colours else 1.0
-    a *= _TIER_FIT[abs(s.tier - u.tier)]
+    a *= _TIER_FIT[abs(s.tier - u.budget)]
     span = max(len(s.family.packs) - 1, 1)
     a *= _PACK_NEAR if abs(s.pack_rank / span - u.pack_habit / 2) <= 0.34 else _PACK_FAR
     return a
 
 
 def _pick(
-    rng: Rng, store: Store, u: SynthUser, cands: list[int], after: ItemSpec | None = None
+    rng: Rng,
+    store: Store,
+    u: SynthUser,
+    cands: list[int],
+    after: ItemSpec | None = None,
+    h: Habits = LEGACY,
 ) -> int | None:
     """Draw an item by taste x sqrt(popularity).
 
@@ -123,12 +223,13 @@ def _pick(
         s = store.specs[i]
         x = math.sqrt(store.pop[i])
         if after is None:
-            x *= _affinity(u, s)
+            a = _affinity(u, s)
+            x *= a if h.taste_sharpness == 1.0 else a**h.taste_sharpness
         else:
-            x *= _affinity(u, s) ** COMPLEMENT_TASTE
-            x *= COMPLEMENT_BRAND if s.brand == after.brand else 1.0
-            x *= COMPLEMENT_COLOUR if s.colour == after.colour else 1.0
-            x *= COMPLEMENT_TIER if s.tier == after.tier else 1.0
+            x *= _affinity(u, s) ** h.complement_taste
+            x *= h.complement_brand if s.brand == after.brand else 1.0
+            x *= h.complement_colour if s.colour == after.colour else 1.0
+            x *= h.complement_tier if s.tier == after.tier else 1.0
         w.append(x)
     return cands[rng.weighted(w)]
 
@@ -141,6 +242,7 @@ def pick_leaf(
     seen: set[int],
     group: tuple[str, ...] | None,
     after: ItemSpec | None = None,
+    h: Habits = LEGACY,
 ) -> int | None:
     """:func:`_pick` over a leaf's items outside ``seen`` and outside the level-4 ``group``.
 
@@ -150,7 +252,7 @@ def pick_leaf(
     items = store.by_leaf[leaf]
     if len(items) <= BIG_LEAF:
         cands = [i for i in items if i not in seen and store.specs[i].group != group]
-        return _pick(rng, store, u, cands, after)
+        return _pick(rng, store, u, cands, after, h)
     if store.specs[items[0]].group == group:  # one leaf, one level-4 group
         return None
     full = store.leaf_arrays(leaf)
@@ -171,18 +273,18 @@ def pick_leaf(
     like_c[[store.colour_code[c] for c in u.colours if c in store.colour_code]] = _LIKED_COLOUR
     a = like_b[arr["brand"]]
     a *= like_c[arr["colour"]]
-    a *= np.array(_TIER_FIT)[np.abs(arr["tier"] - u.tier)]
+    a *= np.array(_TIER_FIT)[np.abs(arr["tier"] - u.budget)]
     a *= np.where(np.abs(arr["pack_pos"] - u.pack_habit / 2) <= 0.34, _PACK_NEAR, _PACK_FAR)
     x = arr["sqrt_pop"].copy()
     if after is None:
-        x *= a
+        x *= a if h.taste_sharpness == 1.0 else a**h.taste_sharpness
     else:
-        x *= a**COMPLEMENT_TASTE
-        x *= np.where(arr["brand"] == store.brand_code.get(after.brand, -1), COMPLEMENT_BRAND, 1)
+        x *= a**h.complement_taste
+        x *= np.where(arr["brand"] == store.brand_code.get(after.brand, -1), h.complement_brand, 1)
         x *= np.where(
-            arr["colour"] == store.colour_code.get(after.colour, -1), COMPLEMENT_COLOUR, 1
+            arr["colour"] == store.colour_code.get(after.colour, -1), h.complement_colour, 1
         )
-        x *= np.where(arr["tier"] == after.tier, COMPLEMENT_TIER, 1.0)
+        x *= np.where(arr["tier"] == after.tier, h.complement_tier, 1.0)
     cum = np.cumsum(x[keep])
     k = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(cum) - 1)
     return int(arr["idx"][keep][k])
@@ -224,7 +326,7 @@ def _refinements(
             and s.price_cents != p.price_cents
         ):
             cheaper = s.price_cents < p.price_cents
-            toward = abs(s.tier - u.tier) < abs(p.tier - u.tier)
+            toward = abs(s.tier - u.budget) < abs(p.tier - u.budget)
             out.append((i, "cheaper" if cheaper else "pricier", 3.0 if toward else 0.8))
         elif s.brand != p.brand and s.colour == p.colour and s.pack == p.pack:
             w = 3.0 if s.brand in u.brands and p.brand not in u.brands else 0.8
@@ -233,9 +335,15 @@ def _refinements(
 
 
 def next_purchase(
-    rng: Rng, store: Store, u: SynthUser, seen: set[int]
+    rng: Rng, store: Store, u: SynthUser, seen: set[int], h: Habits = LEGACY
 ) -> tuple[int, str, str | None]:
-    """One purchase step: (item, move, refinement change or None)."""
+    """One purchase step: (item, move, refinement change or None).
+
+    Under non-legacy habits the step also records, in ``u.anchors``, the index of the earlier
+    purchase a recall or revisit builds on (None otherwise).
+    """
+    if not h.legacy:
+        return _next_extended(rng, store, u, seen, h)
     prev = u.items[-1] if u.items else None
     move = (
         ("taste", "popular")[rng.random() < 0.3]
@@ -277,6 +385,106 @@ def next_purchase(
                 continue
             leaf = leaves[rng.weighted([LEAVES[k].weight for k in leaves])]
             got = pick_leaf(rng, store, u, leaf, seen, group)
+            if got is not None:
+                return got, "taste", None
+    for _ in range(200):
+        i = store.popular(rng)
+        if allowed(i):
+            return i, "popular", None
+    return next(i for i in range(len(store.specs)) if allowed(i)), "popular", None
+
+
+#: Steps of the extended mix, in the order of :meth:`Habits` weights used below.
+_MOVES = ("refine", "complement", "recall", "revisit", "taste", "popular", "noise")
+
+
+def _next_extended(
+    rng: Rng, store: Store, u: SynthUser, seen: set[int], h: Habits
+) -> tuple[int, str, str | None]:
+    """:func:`next_purchase` with recall, revisit, noise and a drifting budget."""
+    anchors = u.anchors if u.anchors is not None else []
+    u.anchors = anchors
+    if h.budget_drift and rng.random() < h.budget_drift:
+        u.budget = min(2, max(0, u.budget + (1 if rng.random() < 0.5 else -1)))
+    prev = u.items[-1] if u.items else None
+    if prev is None:
+        move = ("taste", "popular")[rng.random() < 0.3]
+    else:
+        mix = (h.refine, h.complement, h.recall, h.revisit, h.taste, h.popular, h.noise)
+        move = _MOVES[rng.weighted(mix)]
+    anchors.append(None)
+    if prev is not None and move == "refine":
+        options = _refinements(store, u, prev, seen)
+        if options:
+            k = rng.weighted([w for _, _, w in options])
+            return options[k][0], "refine", options[k][1]
+        move = "complement"
+    group = store.specs[prev].group if prev is not None else None
+
+    def allowed(i: int) -> bool:
+        # Anything but a refinement must leave the level-4 group: no critique there.
+        return i not in seen and store.specs[i].group != group
+
+    def complement_of(anchor: int) -> int | None:
+        leaves = store.complements[store.specs[anchor].leaf]
+        if not leaves:
+            return None
+        leaf = leaves[rng.weighted([h.complement_decay**k for k in range(len(leaves))])]
+        return pick_leaf(rng, store, u, leaf, seen, group, store.specs[anchor], h)
+
+    n = len(u.items)
+    if move == "recall":
+        # Lag 1 (the last item) is excluded: a complement of it is an ordinary complement.
+        lo = max(2, h.recall_min_lag)
+        back = [k for k in range(max(0, n - h.recall_lag), n - lo + 1)]
+        back = [k for k in back if store.complements[store.specs[u.items[k]].leaf]]
+        if back:
+            k = back[rng.below(len(back))]
+            got = complement_of(u.items[k])
+            if got is not None:
+                anchors[-1] = k
+                return got, "recall", None
+        move = "taste"
+    if move == "revisit":
+        if h.revisit_lag > 0:
+            back = [n - h.revisit_lag] if n - h.revisit_lag >= 0 else []
+        else:
+            back = list(range(n - 1))
+        back = [k for k in back if store.specs[u.items[k]].group != group]
+        if back:
+            k = back[rng.weighted([1.0 + j for j in range(len(back))])]
+            s = store.specs[u.items[k]]
+            follow = s if h.revisit_loyal else None
+            got = pick_leaf(rng, store, u, s.leaf, seen, group, follow, h)
+            if got is not None:
+                anchors[-1] = k
+                return got, "revisit", None
+        move = "taste"
+    if prev is not None and move == "complement":
+        got = complement_of(prev)
+        if got is not None:
+            return got, "complement", None
+        move = "taste"
+    if move == "noise":
+        for _ in range(200):
+            i = rng.below(len(store.specs))
+            if allowed(i):
+                return i, "noise", None
+        move = "popular"
+    if move == "taste" and u.leaves and rng.random() < h.favourite_share:
+        leaf = u.leaves[rng.weighted([LEAVES[k].weight for k in u.leaves])]
+        got = pick_leaf(rng, store, u, leaf, seen, group, None, h)
+        if got is not None:
+            return got, "taste", None
+    if move == "taste":
+        for _ in range(8):
+            weights = [(4.0 if b in u.branches else 0.25) for b in BRANCHES]
+            branch = list(BRANCHES)[rng.weighted(weights)]
+            leaves = [k for k in store.by_leaf if LEAVES[k].branch == branch]
+            if not leaves:
+                continue
+            leaf = leaves[rng.weighted([LEAVES[k].weight for k in leaves])]
+            got = pick_leaf(rng, store, u, leaf, seen, group, None, h)
             if got is not None:
                 return got, "taste", None
     for _ in range(200):

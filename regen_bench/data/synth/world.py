@@ -10,7 +10,7 @@ import numpy as np
 from regen_bench.data.schema import UserRecord
 from regen_bench.data.synth.catalog import ItemSpec, build_catalog
 from regen_bench.data.synth.rng import Rng
-from regen_bench.data.synth.shoppers import SynthUser, make_user, next_purchase
+from regen_bench.data.synth.shoppers import LEGACY, Habits, SynthUser, make_user, next_purchase
 from regen_bench.data.synth.store import Store
 from regen_bench.data.synth.vocabulary import LEAVES
 
@@ -34,9 +34,15 @@ class World:
 
 
 def simulate(
-    users: int = DEFAULT_USERS, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED
+    users: int = DEFAULT_USERS,
+    items: int = DEFAULT_ITEMS,
+    seed: int = DEFAULT_SEED,
+    habits: Habits = LEGACY,
 ) -> tuple[list[ItemSpec], list[SynthUser]]:
     """The catalog and every user's purchases, without text (a pure function of the args).
+
+    ``habits`` says how shoppers choose each next purchase (:data:`LEGACY`: the packaged
+    ``mini``).
 
     Users are small here (indices and tastes, no text), so a Clothing-scale world fits in
     memory; the text records are made one at a time by :func:`iter_synthetic`.
@@ -59,7 +65,7 @@ def simulate(
             n = 5 + int(rng.expo(EXTRA_LENGTH))
         seen: set[int] = set()
         for _ in range(n):
-            i, move, change = next_purchase(rng, store, u, seen)
+            i, move, change = next_purchase(rng, store, u, seen, habits)
             seen.add(i)
             u.items.append(i)
             u.moves.append(move if u.items[:-1] else "first")
@@ -110,11 +116,17 @@ def _cover_cold_items(store: Store, people: list[SynthUser]) -> None:
         return root
 
     specs = store.specs
+    # An earlier purchase that a recall or revisit builds on keeps its item too.
+    anchored = {(n, k) for n, u in enumerate(people) for k in (u.anchors or ()) if k is not None}
     for p in range(total):
         u = people[int(owner[p])]
         k = p - int(first[owner[p]])
         after = u.moves[k + 1] if k + 1 < len(u.items) else None
-        if u.moves[k] not in ("first", "taste", "popular") or after in ("refine", "complement"):
+        if (
+            u.moves[k] not in ("first", "taste", "popular", "noise")
+            or after in ("refine", "complement")
+            or (int(owner[p]), k) in anchored
+        ):
             nxt[p] = p + 1
     exhausted: set[tuple[str, ...]] = set()
     for cold in cold_items:

@@ -11,6 +11,7 @@ from pathlib import Path
 from regen_bench.data.regen import write_records
 from regen_bench.data.schema import Narratives, UserRecord
 from regen_bench.data.synth.records import iter_synthetic
+from regen_bench.data.synth.shoppers import LEGACY, Habits
 from regen_bench.data.synth.world import DEFAULT_ITEMS, DEFAULT_SEED, DEFAULT_USERS
 
 
@@ -59,6 +60,7 @@ def write_synthetic(
     seed: int = DEFAULT_SEED,
     progress: bool = False,
     bare: bool = False,
+    habits: Habits = LEGACY,
 ) -> SynthStats:
     """Synthesize and write a REGEN-format file (gzip if ``.gz``); return its statistics.
 
@@ -70,7 +72,7 @@ def write_synthetic(
     asins: set[str] = set()
 
     def counted() -> Iterator[UserRecord]:
-        records: Iterator[UserRecord] = iter_synthetic(users, items, seed)
+        records: Iterator[UserRecord] = iter_synthetic(users, items, seed, habits)
         if progress:
             from tqdm.auto import tqdm
 
