@@ -34,26 +34,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from regen_bench.leaderboard import verify
+from regen_bench.results import Result
+
 
 def recorded_command(result: dict[str, Any], output: Path) -> list[str]:
     """The ``regen-bench run`` argument list that the result file records."""
-    task, protocol = result["task"], result["protocol"]
-    cmd = ["regen-bench", "run", "--model", result["model"]["name"], "--task", task["name"]]
-    cmd += ["--dataset", result["dataset"]["name"], "--seed", str(result["seeds"]["seed"])]
-    threads = result.get("environment", {}).get("threads")
-    if threads:
-        cmd += ["--threads", str(threads)]
-    if task.get("narrative_type"):
-        cmd += ["--narrative", task["narrative_type"]]
-    if protocol.get("limit") is not None:
-        cmd += ["--limit", str(protocol["limit"])]
-    cmd += ["--tie-policy", protocol["tie_policy"]]
-    if protocol.get("exclude_history"):
-        cmd.append("--exclude-history")
-    for key, value in sorted(result["model"].get("config", {}).items()):
-        text = json.dumps(value) if not isinstance(value, str) else value
-        cmd += ["--set", f"{key}={text}"]
-    return [*cmd, "-q", "--output", str(output)]
+    return verify.recorded_command(Result.model_validate(result), output)
 
 
 def sha256(path: Path) -> str:

@@ -60,6 +60,10 @@ def read_json(path: Path, error: type[Exception] = ValueError) -> object:
         raise error(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        # The stdlib decoder recurses once per nesting level, so a small hostile file (a few
+        # hundred KB of "[[[[") exhausts the stack; no file this project reads nests that deep.
+        raise error(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def field_error(exc: ValidationError) -> str:

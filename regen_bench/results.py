@@ -110,6 +110,10 @@ class NarratorFinetune(_Strict):
     best_valid_loss: float
 
 
+#: Text-metric config keys every narrated result records (see ``text_signature``).
+LEXICAL_CONFIG_KEYS = ("bleu", "rouge_headline", "rouge_stemmer", "rouge_version")
+
+
 class Narration(_Strict):
     """How the narratives of a conversational run were produced and scored."""
 
@@ -132,6 +136,20 @@ class Narration(_Strict):
     #: samples carry ``text_excluded``; nothing was generated for them).
     excluded: int = Field(default=0, ge=0)
     finetune: NarratorFinetune | None = None
+
+    @field_validator("text_config")
+    @classmethod
+    def _text_config_complete(cls, value: dict[str, str]) -> dict[str, str]:
+        # The keys text_signature reads: the lexical ones always, the others with their metric.
+        needed = list(LEXICAL_CONFIG_KEYS)
+        if "embedder" in value:
+            needed.append("embedder_model")
+        if "bertscore_model" in value:
+            needed += ["bertscore_layer", "bertscore_version"]
+        missing = [k for k in needed if k not in value]
+        if missing:
+            raise ValueError(f"lacks {', '.join(repr(k) for k in missing)}")
+        return value
 
 
 #: Allowed range of each text metric (BLEU/ROUGE/BERTScore x100, cosine as is).
@@ -200,6 +218,11 @@ class Result(_Strict):
     @field_validator("metrics")
     @classmethod
     def _finite_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        # Every run computes the ranking metrics and the leaderboard reads them; one missing
+        # means an edited file, which would otherwise break the leaderboard for everyone.
+        missing = [m for m in METRIC_NAMES if m not in value]
+        if missing:
+            raise ValueError(f"lacks {', '.join(repr(m) for m in missing)}")
         for name, number in value.items():
             base = name.removeprefix(CRITIQUED_PREFIX)
             if base in METRIC_NAMES:
@@ -222,6 +245,26 @@ class Result(_Strict):
                 "a result has a 'narration' block exactly when it has a narrative type"
             )
         return self
+
+    @model_validator(mode="after")
+    def _required_metrics(self) -> Result:
+        # The text metrics a narrated run always computes (ranking ones: see _finite_in_range).
+        missing = [m for m in required_metrics(self.narration) if m not in self.metrics]
+        if missing:
+            raise ValueError(f"metrics lack {', '.join(repr(m) for m in missing)}")
+        return self
+
+
+def required_metrics(narration: Narration | None) -> list[str]:
+    """The metrics every result with this narration block (None: ranking only) carries."""
+    names = list(METRIC_NAMES)
+    if narration is not None:
+        names += ["bleu", *ROUGE_TYPES]
+        if "embedder" in narration.text_config:
+            names.append("semantic_similarity")
+        if "bertscore_model" in narration.text_config:
+            names.append("bertscore_f1")
+    return names
 
 
 def signature(result: Result) -> str:
@@ -324,13 +367,39 @@ def _check_samples(path: Path, result: Result) -> None:
         raise ResultError(f"{path}: per-sample file {samples_path} is missing") from None
     if hashlib.sha256(data).hexdigest() != result.samples_sha256:
         raise ResultError(f"{samples_path}: sha256 differs from the result file's samples_sha256")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultError(f"{samples_path}: invalid UTF-8 at byte {exc.start}") from None
+    # The target is never counted, so at most items - 1 items rank above or level with it.
+    max_counted = result.dataset.items - 1
     samples = []
-    for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        where = f"{samples_path}:{lineno}"
         try:
             sample = json.loads(line)
-            int(sample["greater"]), int(sample["ties"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ResultError(f"{samples_path}:{lineno}: bad sample ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise ResultError(f"{where}: bad sample (not valid JSON: {exc})") from None
+        except RecursionError:
+            # The stdlib decoder recurses per nesting level; a hostile "[[[[..." line would
+            # otherwise escape as a traceback.
+            raise ResultError(f"{where}: bad sample (JSON nested too deeply)") from None
+        if not isinstance(sample, dict):
+            raise ResultError(f"{where}: bad sample (a JSON object is expected)")
+        for key in ("greater", "ties"):
+            value = sample.get(key)
+            if value is None:
+                raise ResultError(f"{where}: bad sample (field '{key}' is missing)")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ResultError(
+                    f"{where}: field '{key}' = {value!r} is not a non-negative integer"
+                )
+        if sample["greater"] + sample["ties"] > max_counted:
+            raise ResultError(
+                f"{where}: greater + ties = {sample['greater'] + sample['ties']} but the "
+                f"catalog has {result.dataset.items} items (at most {max_counted} besides "
+                "the target)"
+            )
         samples.append(sample)
     if len(samples) != result.protocol.test_examples:
         raise ResultError(

@@ -258,6 +258,12 @@ def decode_line(raw: bytes, ctx: tuple[str, int]) -> Any:
         raise DataFormatError(
             ctx[0], ctx[1], "<line>", f"invalid UTF-8 at byte {exc.start}"
         ) from None
+    except RecursionError:
+        # The stdlib decoder recurses per nesting level; a hostile line of "[[[[..." would
+        # otherwise escape as a traceback. No REGEN record nests more than a few levels.
+        raise DataFormatError(
+            ctx[0], ctx[1], "<line>", "invalid JSON (nested too deeply)"
+        ) from None
 
 
 def iter_lines(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from regen_bench.llm.cache import ResponseCache
 from regen_bench.llm.helpers import check_options
+from regen_bench.llm.redact import is_secret_name, redact, register_secret
 from regen_bench.llm.schema import validate_json_answer
 from regen_bench.llm.types import (
     AnswerCheck,
@@ -239,7 +240,10 @@ class LLMClient:
         return None if self.cache is None else self.cache.get(key)
 
     def _failed(self, reason: str | None) -> LLMResponse:
-        return LLMResponse(text="", model=self.backend.model, error=reason)
+        # Every error leaves the client through here or _accepted: the one place keys echoed
+        # by a provider's error body are redacted before anything stores or prints them.
+        error = None if reason is None else redact(reason)
+        return LLMResponse(text="", model=self.backend.model, error=error)
 
     def _record(self, key: str, req: LLMRequest, resp: LLMResponse) -> None:
         with self._lock:
@@ -278,7 +282,7 @@ class LLMClient:
             except BackendError as exc:
                 return None, f"BackendError: {exc}"
             except Exception as exc:  # a backend bug must not end a long run; it is recorded
-                log.warning("llm backend %s raised %r", self.backend.name, exc)
+                log.warning("llm backend %s raised %s", self.backend.name, redact(repr(exc)))
                 return None, f"{type(exc).__name__}: {exc}"
         return None, f"gave up after {self.max_retries + 1} attempts: {last}"
 
@@ -290,7 +294,9 @@ class LLMClient:
             self._usage.prompt_tokens += int(got.prompt_tokens)
             self._usage.completion_tokens += int(got.completion_tokens)
         resp = dataclasses.replace(got, cached=False)
-        if resp.error is not None or (req.json_schema is None and check is None):
+        if resp.error is not None:  # a backend's own failed answer (batched backends)
+            return dataclasses.replace(resp, error=redact(resp.error))
+        if req.json_schema is None and check is None:
             return resp
         try:
             text = resp.text
@@ -300,7 +306,7 @@ class LLMClient:
                 check(req, text)
             return dataclasses.replace(resp, text=text)
         except ValueError as exc:  # SchemaViolation is a ValueError too
-            return dataclasses.replace(resp, error=str(exc))
+            return dataclasses.replace(resp, error=redact(str(exc)))
 
     def _complete_uncached(
         self, req: LLMRequest, check: AnswerCheck | None = None, first_attempt: int = 0
@@ -391,6 +397,9 @@ def make_client(
 
     client_options = {k: v for k, v in options.items() if k in _CLIENT_OPTIONS}
     backend_config = {k: v for k, v in options.items() if k not in _CLIENT_OPTIONS}
+    for name, value in backend_config.items():
+        if is_secret_name(name):  # a key given as an option is redacted like one in the env
+            register_secret(value)
     manager = plugin_manager or get_plugin_manager()
     entry = manager.get("llm_backend", backend_name)
     check_options(f"llm backend '{backend_name}'", entry.factory, backend_config)

@@ -1,0 +1,103 @@
+"""`leaderboard verify`: re-running a result's recorded command catches what validation cannot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from regen_bench.leaderboard.verify import (
+    VerifyError,
+    describe,
+    load_record,
+    recorded_command,
+    verify,
+    write_record,
+)
+from regen_bench.results import Result, load_result, recompute_metrics, signature, write_samples
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = ROOT / "submissions" / "mini" / "sequential" / "popularity.json"
+
+
+def _copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "popularity.json"
+    shutil.copy(PUBLISHED, dest)
+    shutil.copy(PUBLISHED.with_name("popularity.samples.jsonl"), tmp_path)
+    return dest
+
+
+def _forge(path: Path, edit_sample) -> None:
+    """A consistent forgery: samples edited, metrics recomputed, hash and signature redone."""
+    raw = json.loads(path.read_text())
+    samples_path = path.parent / raw["samples_file"]
+    samples = [json.loads(line) for line in samples_path.read_text().splitlines()]
+    for s in samples:
+        edit_sample(s)
+    raw["samples_sha256"] = write_samples(samples_path, samples)
+    raw["metrics"] = recompute_metrics(samples, raw["protocol"]["tie_policy"])
+    raw["signature"] = signature(Result.model_validate(raw))
+    path.write_text(json.dumps(raw))
+
+
+def test_the_published_popularity_result_reproduces_exactly(tmp_path: Path) -> None:
+    path = _copy(tmp_path)
+    v = verify(path)
+    assert v.outcome == "identical", v.detail
+    rec_path = write_record(v)
+    rec = load_record(path)
+    assert rec is not None and rec.outcome == "identical"
+    assert describe(rec).startswith("yes (exact, v")
+    assert json.loads(rec_path.read_text())["samples_sha256"] == v.samples_sha256
+
+
+def test_a_consistent_forgery_passes_validation_but_not_verify(tmp_path: Path) -> None:
+    path = _copy(tmp_path)
+    _forge(path, lambda s: s.update(greater=0, ties=0))
+    forged = load_result(path)  # validation cannot tell: every number follows from the samples
+    assert forged.metrics["ndcg@10"] == 1.0
+    v = verify(path)
+    assert v.outcome == "differs" and not v.reproduced
+    assert "ndcg@10 1.0000 -> 0.04" in v.detail
+    with pytest.raises(VerifyError, match="not reproduced"):
+        write_record(v)
+
+
+def test_forged_users_are_caught_even_with_equal_metrics(tmp_path: Path) -> None:
+    path = _copy(tmp_path)
+    # Another target for every user, same rank counts: metrics stay, the pairs do not.
+    _forge(path, lambda s: s.update(target=s["top_k"][-1]))
+    v = verify(path)
+    assert v.outcome == "differs"
+    assert "other (user, target) pairs" in v.detail
+
+
+def test_a_record_is_bound_to_the_exact_result_bytes(tmp_path: Path) -> None:
+    path = _copy(tmp_path)
+    write_record(verify(path))
+    assert load_record(path) is not None
+    raw = json.loads(path.read_text())
+    path.write_text(json.dumps(raw, indent=1))  # same content, other bytes: a new file
+    assert load_record(path) is None
+    assert describe(load_record(path)) == "not yet"
+
+
+def test_recorded_command_carries_every_option(tmp_path: Path) -> None:
+    result = load_result(ROOT / "submissions" / "mini" / "sequential" / "sasrec.json")
+    cmd = recorded_command(result, tmp_path)
+    assert cmd[:6] == ["regen-bench", "run", "--model", "sasrec", "--task", "sequential"]
+    sets = {cmd[i + 1].split("=")[0] for i, a in enumerate(cmd) if a == "--set"}
+    assert sets == set(result.model.config)
+    assert cmd[cmd.index("--threads") + 1] == str(result.environment.threads)
+
+
+def test_another_major_version_is_refused(tmp_path: Path) -> None:
+    path = _copy(tmp_path)
+    raw = json.loads(path.read_text())
+    raw["harness_version"] = "9.0.0"
+    raw["signature"] = signature(Result.model_validate(raw))
+    path.write_text(json.dumps(raw))
+    with pytest.raises(VerifyError, match="another major version"):
+        verify(path)
