@@ -10,7 +10,8 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,21 +21,57 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from regen_bench.fileio import atomic_write, field_error, read_json
+from regen_bench.fileio import (
+    atomic_write,
+    field_error,
+    publish_pair,
+    read_json,
+    remove_stale_temps,
+    write_temp,
+)
 from regen_bench.metrics.ranking import METRIC_NAMES, TIE_POLICIES, metrics_from_counts
 from regen_bench.metrics.text import ROUGE_TYPES, lexical_metrics, text_signature
 
 SCHEMA_VERSION: Literal[1] = 1
 #: Prefix of metrics computed on the test examples whose target purchase carries a critique.
 CRITIQUED_PREFIX = "critiqued/"
+#: C0 and C1 control characters (newline, CR, tab, NUL, ...) and DEL.
+_CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        # Names, versions and keys reach leaderboard pages and one-line messages, where a
+        # newline or NUL would split a table row or a line; none is ever legitimate there.
+        # Free-form dicts (configs, logs) are not checked: only str, list[str], dict[str, str].
+        annotation = cls.model_fields[info.field_name or ""].annotation
+        texts: list[tuple[str, str]]  # (where in the field, text)
+        if isinstance(value, str):
+            texts = [("", value)]
+        elif isinstance(value, list) and annotation == list[str]:
+            texts = [(f"item {i} ", text) for i, text in enumerate(value)]
+        elif isinstance(value, dict) and annotation == dict[str, str]:
+            texts = [(f"key {k!r} ", k) for k in value]
+            texts += [(f"value of {k!r} ", v) for k, v in value.items()]
+        else:
+            return value
+        for where, text in texts:
+            bad = _CONTROL_CHAR.search(text)
+            if bad is not None:
+                raise ValueError(
+                    f"{where}contains the control character {bad.group()!r}; "
+                    "names, versions and keys must be one line of printable text"
+                )
+        return value
 
 
 class ModelInfo(_Strict):
@@ -295,25 +332,58 @@ def signature(result: Result) -> str:
     return "|".join(parts)
 
 
+def _samples_lines(samples: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    for s in samples:
+        yield (json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _result_bytes(result: Result) -> bytes:
+    # Pretty, sorted keys: stable diffs. An untuned run writes no "tuning" key, so its file
+    # reads as it did before tuning existed.
+    exclude = {"tuning"} if result.tuning is None else None
+    doc = result.model_dump(mode="json", exclude=exclude)
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
 def write_samples(path: Path, samples: Iterable[dict[str, Any]]) -> str:
-    """Write the per-sample jsonl atomically; return its sha256."""
-    return atomic_write(
-        path,
-        (
-            (json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-            for s in samples
-        ),
-    )
+    """Write the per-sample jsonl atomically; return its sha256 (alone: a run writes the pair
+    with :func:`write_result_pair`)."""
+    return atomic_write(path, _samples_lines(samples))
 
 
 def write_result(path: Path, result: Result) -> None:
-    """Write the result JSON atomically (pretty, sorted keys: stable diffs)."""
-    # An untuned run writes no "tuning" key, so its file reads as it did before tuning existed.
-    exclude = {"tuning"} if result.tuning is None else None
-    text = (
-        json.dumps(result.model_dump(mode="json", exclude=exclude), indent=2, sort_keys=True) + "\n"
-    )
-    atomic_write(path, [text.encode("utf-8")])
+    """Write the result JSON atomically (alone: a run writes the pair with
+    :func:`write_result_pair`)."""
+    atomic_write(path, [_result_bytes(result)])
+
+
+def write_result_pair(
+    result_path: Path,
+    samples_path: Path,
+    samples: Iterable[dict[str, Any]],
+    make_result: Callable[[str, str], Result],
+) -> Result:
+    """Write a result and its per-sample file so that ``validate`` passes on whatever is left.
+
+    Both are written in full to hidden temp files first; ``make_result(samples_file,
+    samples_sha256)`` builds the result once the samples' hash is known. Then the old result
+    is removed, the samples renamed into place and the result last
+    (:func:`~regen_bench.fileio.publish_pair`). Interrupted before that (Ctrl-C, or killed),
+    the old pair stays as it was; Ctrl-C during it is held back until both are in place; a
+    process killed during it leaves at most a samples file with no result, which nothing
+    reads and the next run replaces. Temp files of killed runs are removed first.
+    """
+    for path in (samples_path, result_path):
+        remove_stale_temps(path)
+    samples_tmp, sha = write_temp(samples_path, _samples_lines(samples), durable=True)
+    try:
+        result = make_result(samples_path.name, sha)
+        result_tmp, _ = write_temp(result_path, [_result_bytes(result)], durable=True)
+    except BaseException:
+        samples_tmp.unlink(missing_ok=True)
+        raise
+    publish_pair((samples_tmp, samples_path), (result_tmp, result_path))
+    return result
 
 
 class ResultError(ValueError):

@@ -97,16 +97,83 @@ def _validate(args: argparse.Namespace) -> int:
     return common.EXIT_CHECK_FAILED if bad else 0
 
 
+def _add_tolerance(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="largest metric difference accepted when the re-run's per-sample file is not "
+        "byte-identical (float kernels differ between CPUs); default %(default)s: exact only",
+    )
+
+
+def _configure_verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", metavar="RESULT.json", help="result files")
+    _add_tolerance(parser)
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write <stem>.verified.json next to each reproduced result (the leaderboard "
+        "shows the row as reproduced)",
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from regen_bench.leaderboard.verify import VerifyError, verify, write_record
+
+    bad = 0
+    for path in args.results:
+        try:
+            v = verify(path, tolerance=args.tolerance, log=lambda m: print(m, file=sys.stderr))
+        except VerifyError as exc:
+            common.fail(common.EXIT_CHECK_FAILED, f"cannot verify {path}: {exc}")
+            bad += 1
+            continue
+        if not v.reproduced:
+            common.fail(
+                common.EXIT_CHECK_FAILED, f"{path}: NOT reproduced ({v.outcome}): {v.detail}"
+            )
+            bad += 1
+            continue
+        print(f"reproduced {path} ({v.outcome}): {v.detail}")
+        if args.record:
+            print(f"wrote {write_record(v)}")
+    return common.EXIT_CHECK_FAILED if bad else 0
+
+
 def _configure_submit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("result", metavar="RESULT.json", help="a result file written by `run`")
     _add_submissions(parser)
     parser.add_argument("--replace", action="store_true", help="overwrite an accepted result")
     _add_dataset(parser)
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-run the result's recorded command first (`leaderboard verify`); accept only "
+        "a reproduced result, and record the reproduction beside it",
+    )
+    _add_tolerance(parser)
 
 
 def _submit(args: argparse.Namespace) -> int:
     from regen_bench.leaderboard import SubmissionError, submit
+    from regen_bench.leaderboard.verify import Verification, VerifyError, verify, write_record
 
+    checked: Verification | None = None
+    if args.verify:
+        try:
+            checked = verify(
+                args.result, tolerance=args.tolerance, log=lambda m: print(m, file=sys.stderr)
+            )
+        except VerifyError as exc:
+            return common.fail(common.EXIT_CHECK_FAILED, f"rejected: cannot verify: {exc}")
+        if not checked.reproduced:
+            return common.fail(
+                common.EXIT_CHECK_FAILED,
+                f"rejected: {args.result} is not reproduced ({checked.outcome}): {checked.detail}",
+            )
+        print(f"reproduced ({checked.outcome}): {checked.detail}", file=sys.stderr)
     try:
         dest = submit(
             args.result,
@@ -120,6 +187,9 @@ def _submit(args: argparse.Namespace) -> int:
         if common.missing_module(exc):
             raise
         return common.fail(common.EXIT_CHECK_FAILED, f"rejected: {exc}")
+    if checked is not None:
+        checked.path = dest  # the record is bound to the accepted copy's bytes
+        print(f"wrote {write_record(checked)}", file=sys.stderr)
     print(f"accepted {dest}; now run `regen-bench leaderboard build`")
     return 0
 
@@ -142,6 +212,13 @@ SUBCOMMANDS = (
         help="check result files as submit does (and against their dataset where available)",
         configure=_configure_validate,
         handler=_validate,
+    ),
+    common.Command(
+        "verify",
+        help="re-run the command each result records and compare its per-sample file "
+        "(catches what validation cannot: numbers no run of the model gives)",
+        configure=_configure_verify,
+        handler=_verify,
     ),
     common.Command(
         "submit",

@@ -181,6 +181,14 @@ class UserList(Sequence[UserSequence]):
         return (self._user(k) for k in range(len(self)))
 
 
+def directory_message(path: str | os.PathLike[str]) -> str:
+    """What a folder given where a dataset file is expected is told (one line)."""
+    return (
+        f"dataset file '{path}' is a directory, expected a dataset file (a REGEN-format "
+        ".jsonl or .jsonl.gz, see docs/data-format.md)"
+    )
+
+
 @dataclass
 class Dataset:
     """A loaded dataset: its name, source, content fingerprint, catalog and user sequences."""
@@ -226,6 +234,8 @@ class Dataset:
         builds the columns in memory and writes nothing. ``skip_bad_lines`` skips malformed
         lines (counted in ``report``) instead of stopping at the first one.
         """
+        if Path(path).is_dir():
+            raise IsADirectoryError(directory_message(path))
         store = load_file_store(path, skip_bad_lines=skip_bad_lines, cache=cache, progress=progress)
         return cls.from_store(
             name or Path(path).name.split(".")[0],

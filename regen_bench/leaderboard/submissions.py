@@ -32,14 +32,20 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from regen_bench.data.schema import NARRATIVE_TYPES
-from regen_bench.fileio import atomic_write
+from regen_bench.fileio import atomic_write, publish_pair, remove_stale_temps, write_temp
+from regen_bench.leaderboard.verify import (
+    VERIFIED_SUFFIX,
+    VerificationRecord,
+    load_record,
+    record_path,
+)
 from regen_bench.metrics.text import text_signature
 from regen_bench.results import Result, ResultError, load_result
 from regen_bench.tasks import SPLIT, TASKS
@@ -98,6 +104,8 @@ class Submission:
     result: Result
     #: Whether it was checked against its dataset (None: not asked for).
     dataset_check: DatasetCheck | None = None
+    #: Its reproduction by ``leaderboard verify --record`` (None: not reproduced yet).
+    reproduction: VerificationRecord | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -330,9 +338,17 @@ def collect(root: str | os.PathLike[str]) -> tuple[list[Submission], list[str]]:
             if task_dir.is_symlink() or not task_dir.is_dir():
                 errors.append(f"{task_dir}: unexpected entry (one folder per task)")
                 continue
-            results = {p.name for p in task_dir.iterdir() if p.name.endswith(RESULT_SUFFIX)}
+            results = {
+                p.name
+                for p in task_dir.iterdir()
+                if p.name.endswith(RESULT_SUFFIX) and not p.name.endswith(VERIFIED_SUFFIX)
+            }
             for file in entries(task_dir):
                 name = file.name
+                if name.endswith(VERIFIED_SUFFIX):
+                    if name.removesuffix(VERIFIED_SUFFIX) + RESULT_SUFFIX not in results:
+                        errors.append(f"{file}: verification record without its result file")
+                    continue
                 if name.endswith(SAMPLES_SUFFIX):
                     if name.removesuffix(SAMPLES_SUFFIX) + RESULT_SUFFIX not in results:
                         errors.append(f"{file}: per-sample file without its result file")
@@ -341,8 +357,11 @@ def collect(root: str | os.PathLike[str]) -> tuple[list[Submission], list[str]]:
                     errors.append(f"{file}: unexpected file (results and per-sample files only)")
                     continue
                 try:
-                    subs.append(validate_submission(file, root, spec))
+                    sub = validate_submission(file, root, spec)
+                    subs.append(replace(sub, reproduction=load_record(file)))
                 except SubmissionError as exc:
+                    errors.append(str(exc))
+                except ValueError as exc:  # an invalid verification record
                     errors.append(str(exc))
     return subs, errors
 
@@ -383,10 +402,23 @@ def submit(
     if dest.exists() and not replace:
         raise SubmissionError(f"{dest} already exists (use --replace to overwrite it)")
     samples_src = src.parent / result.samples_file
-    # Per-sample file first: the result file never points at a missing one.
+    # Written as a pair (see publish_pair): an interrupted submit never leaves an old result
+    # beside new samples, nor a result whose samples are missing.
+    samples_dest = dest_dir / result.samples_file
+    for path in (samples_dest, dest):
+        remove_stale_temps(path)
     with samples_src.open("rb") as fh:
-        atomic_write(dest_dir / result.samples_file, iter(lambda: fh.read(1 << 20), b""))
-    atomic_write(dest, [src.read_bytes()])
+        samples_tmp, _ = write_temp(samples_dest, iter(lambda: fh.read(1 << 20), b""), durable=True)
+    try:
+        result_tmp, _ = write_temp(dest, [src.read_bytes()], durable=True)
+    except BaseException:
+        samples_tmp.unlink(missing_ok=True)
+        raise
+    stale = record_path(dest)
+    if stale.is_file() and not stale.is_symlink():
+        # A reproduction of the result this one replaces says nothing about the new bytes.
+        stale.unlink()
+    publish_pair((samples_tmp, samples_dest), (result_tmp, dest))
     # The copy, byte for byte what was checked against the data above.
     validate_submission(dest, root, spec, against_data=False)
     log(checked.describe())

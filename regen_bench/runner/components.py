@@ -10,7 +10,9 @@ trains for minutes and then stops on an import. The output folder is checked too
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 from regen_bench.llm import check_options
@@ -31,15 +33,50 @@ def _entry_readiness(entry: Entry, plugins: PluginManager) -> Readiness:
 
 
 def check_output(output: str | os.PathLike[str]) -> None:
-    """The output folder exists as a writable folder, or can be made in one."""
+    """The output folder is a folder this process can write in: made if missing (with the
+    folders above it), then probed by creating and removing a file in it.
+
+    Permission bits are not read (root ignores them, a read-only mount does not show in them):
+    the probe asks the file system itself. Folders made here are removed again, so a run that
+    stops before writing leaves nothing behind.
+    """
     path = Path(output).expanduser()
+    missing: list[Path] = []
     existing = path
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
+    try:
+        while not existing.exists() and existing.parent != existing:
+            missing.append(existing)
+            existing = existing.parent
+    except OSError as exc:  # a folder above it that this user may not look into
+        raise RunError(f"output folder {output}: cannot read {existing} ({_reason(exc)})") from None
     if not existing.is_dir():
         raise RunError(f"output folder {output}: {existing} exists and is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RunError(f"output folder {output}: {existing} is not writable")
+    made: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except OSError as exc:
+                raise RunError(
+                    f"output folder {output}: cannot create {folder} ({_reason(exc)})"
+                ) from None
+            made.append(folder)
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".regen-bench-probe.", dir=path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise RunError(
+                f"output folder {output}: cannot write a file in it ({_reason(exc)})"
+            ) from None
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def preflight(config: RunConfig, plugins: PluginManager) -> None:

@@ -35,10 +35,9 @@ from regen_bench.results import (
     TaskInfo,
     recompute_metrics,
     signature,
-    write_result,
-    write_samples,
+    write_result_pair,
 )
-from regen_bench.runner.components import preflight
+from regen_bench.runner.components import check_output, preflight
 from regen_bench.runner.config import RunConfig, RunError, check_config
 from regen_bench.runner.environment import environment, git_commit
 from regen_bench.runner.narration import narrate_samples
@@ -146,6 +145,9 @@ def prepare(
             f"{config.tuning.dataset_fingerprint[:12]}..., this one {ds.fingerprint[:12]}...); "
             "tune on this dataset, or run on that one (--dataset)"
         )
+    # The folder of this dataset's results, now that its name is known (the preflight
+    # checked the output folder above it): before training, not after.
+    check_output(config.output_paths(ds.name)[0].parent)
     data = build_task(ds, config.task, config.narrative)
     if config.limit is not None:
         # A documented subset for quick checks (e.g. LLM narration on CPU): the first ``limit``
@@ -303,7 +305,9 @@ def build_result(
 def run(config: RunConfig, *, progress: bool = True, log: Log = _quiet) -> RunOutput:
     """Train, evaluate and (for the conversational task) narrate; write the result files.
 
-    Writes ``OUTPUT/<dataset>/<task>/<model>[__<narrative>].json`` and its ``.samples.jsonl``.
+    Writes ``OUTPUT/<dataset>/<task>/<model>[__<narrative>].json`` and its ``.samples.jsonl``
+    as a pair (:func:`~regen_bench.results.write_result_pair`: an interrupted run leaves the
+    old pair, the new one, or samples with no result, never a result that does not validate).
     ``progress=False`` also quietens the model's own epoch progress
     (:mod:`regen_bench.progress`).
     """
@@ -313,11 +317,14 @@ def run(config: RunConfig, *, progress: bool = True, log: Log = _quiet) -> RunOu
         evaluated = evaluate(prepared, fitted.model, progress=progress)
         narrated = narrate(prepared, fitted.model, evaluated, progress=progress, log=log)
     result_path, samples_path = config.output_paths(prepared.dataset.name)
-    sha = write_samples(samples_path, evaluated.samples)
-    result = build_result(
-        prepared, fitted, evaluated, narrated, samples_file=samples_path.name, samples_sha256=sha
+    result = write_result_pair(
+        result_path,
+        samples_path,
+        evaluated.samples,
+        lambda name, sha: build_result(
+            prepared, fitted, evaluated, narrated, samples_file=name, samples_sha256=sha
+        ),
     )
-    write_result(result_path, result)
     return RunOutput(result, result_path, samples_path)
 
 
