@@ -46,6 +46,7 @@ OWN_TEXT = (
     "Protocol key: ",
     "Text-metric key: ",
     "Rows: task x metric; columns:",
+    "Reproduced: whether `regen-bench leaderboard verify --record` re-ran",
 )
 
 

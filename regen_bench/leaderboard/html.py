@@ -19,6 +19,7 @@ from regen_bench.leaderboard.tables import (
     model_label,
     ranking_tables,
 )
+from regen_bench.leaderboard.verify import describe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,6 +134,23 @@ def render_html(by_dataset: dict[str, list[Submission]]) -> str:
             for title, df in ranking_tables(g):
                 body.append(f"<h4>Ranking: {html.escape(title)}</h4>")
                 body.append(_html_table(df))
+        body.append("<h3>Submissions</h3>")
+        body.append(
+            '<p class="note">Reproduced: whether <code>regen-bench leaderboard verify '
+            "--record</code> re-ran the recorded command and got the same per-sample file.</p>"
+        )
+        items = "".join(
+            f"<li><code>{html.escape(s.result.model.name)}</code> / "
+            f"{html.escape(s.result.task.name)}"
+            + (
+                f" / {html.escape(s.result.task.narrative_type)}"
+                if s.result.task.narrative_type
+                else ""
+            )
+            + f": reproduced {html.escape(describe(s.reproduction))}</li>"
+            for s in subs
+        )
+        body.append(f'<ul class="subs">{items}</ul>')
     css, js = _static("page.css"), _static("page.js")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from regen_bench.data.schema import NARRATIVE_TYPES
 from regen_bench.leaderboard.submissions import Submission, SubmissionError, comparability_key
+from regen_bench.leaderboard.verify import describe
 from regen_bench.results import CRITIQUED_PREFIX, Result
 from regen_bench.tasks import TASKS
 
@@ -255,8 +256,19 @@ def render_markdown(dataset: str, subs: list[Submission], root: Path) -> str:
         ]
         for title, df in ranking_tables(g):
             lines += ["", f"### Ranking: {title}", "", _markdown_table(df)]
-    lines += ["", "## Submissions", ""]
+    lines += [
+        "",
+        "## Submissions",
+        "",
+        "Reproduced: whether `regen-bench leaderboard verify --record` re-ran the recorded "
+        "command and got the same per-sample file (exact) or metrics within a tolerance, and "
+        "with which harness version.",
+        "",
+    ]
     for s in subs:
         rel = s.path.relative_to(root).as_posix()
-        lines.append(f"- {_md_code(rel)}: {_md_code(s.result.signature)}")
+        lines.append(
+            f"- {_md_code(rel)}: {_md_code(s.result.signature)}; reproduced: "
+            f"{_md_escape(describe(s.reproduction))}"
+        )
     return "\n".join(lines) + "\n"
