@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import regen_bench.cli._common as common
 
@@ -57,7 +58,13 @@ def _info(args: argparse.Namespace) -> int:
         f"interactions   {n} ({n / max(len(ds.users), 1):.2f} items/user, "
         f"min {min(lengths, default=0)}, max {max(lengths, default=0)})"
     )
-    print(f"critiques      {ds.critique_coverage():.1%} of adjacent pairs")
+    print(f"critiques      {ds.critique_coverage():.1%} of adjacent pairs (placeholders removed)")
+    dropped = ds.report.placeholder_critiques
+    shown = ", ".join(f"{json.dumps(s, ensure_ascii=False)} {c}" for s, c in dropped.most_common(5))
+    more = f", {len(dropped) - 5} more" if len(dropped) > 5 else ""
+    print(f"placeholders   {dropped.total()} dropped{': ' + shown + more if dropped else ''}")
+    listed = ", ".join(json.dumps(s, ensure_ascii=False) for s in ds.critique_placeholders)
+    print(f"               (read as no critique: {listed}; dataset option critique_placeholders)")
     for field, count in sorted(ds.report.unknown_fields.items()):
         print(f"unknown field  {field}: {count} time(s)")
     return 0
