@@ -6,7 +6,8 @@
 - :mod:`~regen_bench.cli.data`: ``data synth | info | export | prepare``;
 - :mod:`~regen_bench.cli.inpaint`, :mod:`~regen_bench.cli.rate`: the LLM dataset jobs;
 - :mod:`~regen_bench.cli.leaderboard`: ``leaderboard build | check | submit``;
-- :mod:`~regen_bench.cli.narrator`: ``narrator finetune``.
+- :mod:`~regen_bench.cli.narrator`: ``narrator finetune``;
+- :mod:`~regen_bench.cli.reproduce`: ``reproduce`` (the paper's grid).
 
 Shared options, the command tree and the failure kinds (one prefix and exit status each, the
 ``--help`` epilog) are in :mod:`~regen_bench.cli._common`. Handlers import their work lazily,
@@ -57,6 +58,7 @@ from regen_bench.cli import (  # noqa: E402
     narrator,
     plugins,
     rate,
+    reproduce,
     run,
     trace,
     tune,
@@ -86,6 +88,7 @@ COMMANDS: tuple[Command, ...] = (
     *leaderboard.COMMANDS,
     *rate.COMMANDS,
     *narrator.COMMANDS,
+    *reproduce.COMMANDS,
 )
 
 
