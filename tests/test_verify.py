@@ -155,3 +155,20 @@ def test_a_stray_or_broken_record_is_reported(tmp_path: Path) -> None:
         "ghost.verified.json: verification record without its result file" in e for e in errors
     )
     assert any("popularity.verified.json: field" in e for e in errors)
+
+
+def test_a_result_on_other_weights_is_not_compared(tmp_path: Path) -> None:
+    """Published with an encoder this installation does not load: verify compares nothing."""
+    path = _copy(tmp_path)
+    raw = json.loads(path.read_text())
+    raw["weights"] = {"model.encoder": "minilm@sha256:" + "ab12" * 16}
+    raw["signature"] = signature(Result.model_validate(raw))
+    path.write_text(json.dumps(raw))
+    assert load_result(path).signature.endswith("|weights:model.encoder=minilm@ab12ab12ab12")
+    v = verify(path)
+    assert v.outcome == "not_run" and not v.reproduced
+    assert v.detail == (
+        "weights differ, not compared: model.encoder minilm@sha256:ab12ab12ab12... here none"
+    )
+    with pytest.raises(VerifyError, match="not reproduced"):
+        write_record(v)

@@ -122,6 +122,12 @@ class Backend(Protocol):
     backend may also define ``complete_batch(requests, *, timeout_s=None) -> list[LLMResponse]``
     and ``batch_size: int``; the client then sends it batches instead of parallel calls.
     ``price_per_mtok`` is (input, output) USD per million tokens, or None when unknown.
+    A backend that loads weights itself may define ``weights() -> dict[str, str]``: option ->
+    :func:`regen_bench.weights.pin` of what it loaded (``model`` is recorded as the run's
+    ``narrator`` role, any other option as ``narrator.<option>``); a remote API has none. Its
+    factory may define ``check_weights(options)``, which a run's preflight calls before
+    training: it raises :class:`~regen_bench.weights.WeightsError` for weights that could not
+    be pinned (a hub id neither in the cache nor reachable) without loading anything.
     """
 
     name: str

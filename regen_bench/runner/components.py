@@ -5,7 +5,8 @@ backend (unless the model writes text itself), the BLEU/ROUGE libraries, the emb
 semantic-similarity metric and the BERTScore library. Each is checked without importing it
 (:mod:`regen_bench.readiness`); what is missing is reported in one
 :class:`~regen_bench.readiness.MissingExtraError` naming the extras to install, so a run never
-trains for minutes and then stops on an import. The output folder is checked too.
+trains for minutes and then stops on an import. The output folder is checked too, and that the
+BERTScore model's weights can be pinned (:mod:`regen_bench.weights`).
 """
 
 from __future__ import annotations
@@ -109,7 +110,45 @@ def preflight(config: RunConfig, plugins: PluginManager) -> None:
         if config.bertscore_model is not None:
             components.append(("BERTScore", readiness(BERTSCORE)))
     require(components)
+    if TASKS[config.task].generates and not entry.generates_text:
+        _check_narrator_pins(config, plugins)
+    if TASKS[config.task].generates and config.bertscore_model is not None:
+        _check_bertscore_pin(config.bertscore_model)
     check_output(config.output)
+
+
+def _check_narrator_pins(config: RunConfig, plugins: PluginManager) -> None:
+    """The narrator backend's weights can be pinned, where its factory can tell without
+    loading them (an optional ``check_weights(options)``, raising ``WeightsError``)."""
+    from regen_bench.weights import WeightsError
+
+    narrator_config = NarratorConfig.from_options(config.narrator_options())
+    factory = plugins.get("llm_backend", narrator_config.backend).factory
+    check = getattr(factory, "check_weights", None)
+    if callable(check):
+        try:
+            check(narrator_config.backend_options)
+        except WeightsError as exc:
+            raise RunError(f"narrator: cannot pin its weights: {exc}") from None
+
+
+def _check_bertscore_pin(model: str) -> None:
+    """The BERTScore model's weights can be pinned (a hub id is in the cache, or the hub can
+    be asked): otherwise the run would train for nothing and fail when it scores.
+
+    The other weights are pinned where their plugin resolves them: the model's right after it
+    is built, before training (its options only mean something to it; a hub id that is not in
+    the cache offline already fails to load there, in one line naming the option); the
+    narrator's when its backend has loaded, before any request, after the backend's own
+    ``check_weights`` ran here; the embedder's when it scores.
+    """
+    from regen_bench.metrics.text import bertscore_weights
+    from regen_bench.weights import WeightsError
+
+    try:
+        bertscore_weights(model)
+    except WeightsError as exc:
+        raise RunError(f"--bertscore-model: cannot pin its weights: {exc}") from None
 
 
 __all__ = ["BERTSCORE", "LEXICAL_METRICS", "check_output", "preflight"]

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from regen_bench.data.dataset import Dataset
 from regen_bench.finetune_manifest import FinetuneManifest, manifest_sha256
-from regen_bench.metrics.text import compute_text_metrics
+from regen_bench.metrics.text import compute_text_metrics, text_metric_weights
 from regen_bench.model import Model
 from regen_bench.narrator import PROMPT_VERSION, NarratorConfig, narrate, narrated_items
 from regen_bench.results import Narration, NarratorFinetune
@@ -42,6 +42,8 @@ class _Texts:
     #: Example index -> why it was left out (a fine-tuned narrator's train/valid users).
     excluded: dict[int, str] = field(default_factory=dict)
     finetune: NarratorFinetune | None = None
+    #: Role -> pin of the narrator's weights (none when the model writes the texts itself).
+    weights: dict[str, str] = field(default_factory=dict)
 
 
 def _model_texts(
@@ -114,6 +116,7 @@ def _narrator_texts(
         usage=out.usage,
         excluded=excluded,
         finetune=ft_info,
+        weights=out.weights,
     )
 
 
@@ -154,12 +157,12 @@ def narrate_samples(
     finetuned: FinetuneManifest | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _msg: None,
-) -> tuple[Narration, dict[str, float]]:
+) -> tuple[Narration, dict[str, float], dict[str, str]]:
     """Write a narrative per test example, score it against the reference, extend ``samples``.
 
     Each sample gains ``narrated`` (the item's id), ``generated``, ``reference`` and, where it
-    applies, ``text_excluded`` or ``narration_error``. Returns the run's narration record and
-    its text metrics.
+    applies, ``text_excluded`` or ``narration_error``. Returns the run's narration record, its
+    text metrics and the pins of the weights it loaded (narrator, embedder, BERTScore model).
     """
     narrative = config.narrative
     assert narrative is not None
@@ -185,13 +188,19 @@ def narrate_samples(
     if not scored:
         raise RunError(f"dataset '{ds.name}' has no reference '{narrative}' narratives to score")
     log(f"scoring {len(scored)} narratives (BLEU, ROUGE, semantic similarity, BERTScore)")
+    embedder = None
+    if config.embedder is not None:
+        from regen_bench.embedding import get_embedder
+
+        embedder = get_embedder(config.embedder, progress=progress)
     tm = compute_text_metrics(
         [s["reference"] for s in scored],
         [s["generated"] for s in scored],
-        embedder=config.embedder,
+        embedder=embedder,
         bertscore_model=config.bertscore_model,
         progress=progress,
     )
+    weights = {**made.weights, **text_metric_weights(embedder, config.bertscore_model)}
     narration = Narration(
         generator="model" if model.generates_text else "narrator",
         condition=made.condition,
@@ -206,7 +215,7 @@ def narrate_samples(
         excluded=len(made.excluded),
         finetune=made.finetune,
     )
-    return narration, tm.metrics
+    return narration, tm.metrics, weights
 
 
 __all__ = ["CACHE_FILE", "narrate_samples"]

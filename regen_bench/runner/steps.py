@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from regen_bench.runner.narration import narrate_samples
 from regen_bench.runner.scoring import score_examples
 from regen_bench.tasks import SPLIT, TaskData, build_task
 from regen_bench.threads import set_torch_threads
+from regen_bench.weights import WeightsError
 
 Log = Callable[[str], None]
 
@@ -69,12 +70,14 @@ class Prepared:
 
 @dataclass
 class Fitted:
-    """The trained model, its fit log, and ``time.perf_counter()`` once built and once trained."""
+    """The trained model, its fit log, ``time.perf_counter()`` once built and once trained, and
+    the pins of the pretrained weights it loaded (role ``model.<option>``)."""
 
     model: Model
     fit_log: dict[str, Any]
     built: float
     fitted: float
+    weights: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,11 +92,13 @@ class Evaluated:
 
 @dataclass
 class Narrated:
-    """How the narratives were made, their text metrics, and perf_counter() once scored."""
+    """How the narratives were made, their text metrics, perf_counter() once scored, and the
+    pins of the weights narrating and scoring loaded (narrator, embedder, BERTScore model)."""
 
     narration: Narration
     metrics: dict[str, float]
     done: float
+    weights: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,17 +187,31 @@ def build_model(entry: Entry, catalog: Catalog, seed: int, options: dict[str, ob
     return model
 
 
+def model_weights(model: Model, name: str) -> dict[str, str]:
+    """Role ``model.<option>`` -> pin of each pretrained weight ``model`` loaded (its optional
+    ``weights()``); a pin that fails is a :class:`RunError` naming the model and the option."""
+    own = getattr(model, "weights", None)
+    try:
+        pins: dict[str, str] = own() if callable(own) else {}
+    except WeightsError as exc:
+        raise RunError(f"model '{name}': cannot pin the weights it loaded: {exc}") from None
+    return {f"model.{option}": pinned for option, pinned in pins.items()}
+
+
 def fit(prepared: Prepared) -> Fitted:
-    """Seed, build the model from its factory and train it on the training split."""
+    """Seed, build the model from its factory, pin the weights it loaded and train it on the
+    training split."""
     model = build_model(
         prepared.entry,
         prepared.dataset.catalog,
         prepared.config.seed,
         prepared.config.model_options(),
     )
+    # Before training: a run whose weights cannot be recorded stops before the long part.
+    weights = model_weights(model, prepared.config.model)
     built = time.perf_counter()
     fit_log = model.fit(prepared.data.train, prepared.data.valid) or {}
-    return Fitted(model, fit_log, built, time.perf_counter())
+    return Fitted(model, fit_log, built, time.perf_counter(), weights)
 
 
 def evaluate(prepared: Prepared, model: Model, *, progress: bool = True) -> Evaluated:
@@ -221,7 +240,7 @@ def narrate(
     """Write and score the narratives of a generating task (None for the others)."""
     if not prepared.data.task.generates:
         return None
-    narration, metrics = narrate_samples(
+    narration, metrics, weights = narrate_samples(
         model,
         prepared.data,
         prepared.dataset,
@@ -232,7 +251,7 @@ def narrate(
         progress=progress,
         log=log,
     )
-    return Narrated(narration, metrics, time.perf_counter())
+    return Narrated(narration, metrics, time.perf_counter(), weights)
 
 
 def build_result(
@@ -249,6 +268,7 @@ def build_result(
     samples = evaluated.samples
     info = next((p for p in prepared.plugins.infos if p.name == entry.plugin), None)
     t0, finished = prepared.started, narrated.done if narrated else evaluated.done
+    weights = {**fitted.weights, **(narrated.weights if narrated else {})}
     result = Result(
         harness_version=regen_bench.__version__,
         git_commit=git_commit(),
@@ -294,6 +314,7 @@ def build_result(
         fit_log=fitted.fit_log,
         narration=narrated.narration if narrated else None,
         tuning=config.tuning,
+        weights=weights or None,
         samples_file=samples_file,
         samples_sha256=samples_sha256,
         signature="",
@@ -338,6 +359,7 @@ __all__ = [
     "build_result",
     "evaluate",
     "fit",
+    "model_weights",
     "narrate",
     "prepare",
     "run",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from regen_bench import Catalog, Example, Model, UserSequence
+from regen_bench.weights import WeightsError, pin
 from regen_bench_plugins.lumen.checkpoint import (
     BACKBONE_DIR,
     load_item_tables,
@@ -233,3 +234,25 @@ class Lumen(Model):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+
+    def weights(self) -> dict[str, str]:
+        """The backbone as loaded (an alias's converted folder, a folder, a hub id or the
+        checkpoint's fine-tuned copy), and a loaded checkpoint folder as a whole."""
+        from regen_bench_plugins.llm_backends.local_models import SOURCE_FILE
+
+        local = Path(self.source).exists()
+        # An alias or folder by its name and the files loaded; a hub id by itself.
+        targets: list[tuple[str, str, str | None]] = [
+            ("backbone", self.opts.backbone, self.source)
+            if local
+            else ("backbone", self.source, None)
+        ]
+        if self.opts.checkpoint:
+            targets.append(("checkpoint", self.opts.checkpoint, None))
+        pins: dict[str, str] = {}
+        for option, ref, path in targets:
+            try:
+                pins[option] = pin(ref, path, ignore=(SOURCE_FILE,))
+            except WeightsError as exc:
+                raise WeightsError(f"lumen option '{option}': {exc}") from None
+        return pins
