@@ -59,6 +59,19 @@ class _BatchedEmbedder:
         )
 
 
+class EmbedderAPIError(ValueError):
+    """A remote embedding API refused or failed a request; the message is redacted."""
+
+
+def _api_error(name: str, exc: Exception) -> EmbedderAPIError:
+    """One redacted line for a failed API call: providers echo the key in some error bodies
+    ("Incorrect API key provided: sk-..."), and this message is printed and may be logged."""
+    from regen_bench.llm.redact import redact
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return EmbedderAPIError(f"embedder '{name}': {type(exc).__name__}: {redact(first)}")
+
+
 class SentenceTransformerEmbedder(_BatchedEmbedder):
     """Any sentence-transformers model, run locally by that library with the model's own
     pooling; texts longer than its ``max_seq_length`` word pieces are truncated.
@@ -221,9 +234,13 @@ class GeminiEmbedder(_BatchedEmbedder):
             task_type=self.task_type, output_dimensionality=self.dimensions
         )
         contents: list[Any] = list(batch)  # the SDK's union type wants an invariant list
-        response = self._client.models.embed_content(
-            model=self.model_id, contents=contents, config=config
-        )
+        try:
+            response = self._client.models.embed_content(
+                model=self.model_id, contents=contents, config=config
+            )
+        except Exception as exc:  # the SDK's errors carry the provider's body
+            # `from None`: the original (unredacted) error must not ride along in a traceback.
+            raise _api_error(self.name, exc) from None
         embeddings = response.embeddings or []
         if len(embeddings) != len(batch):
             raise RuntimeError(
@@ -269,9 +286,12 @@ class OpenAIEmbedder(_BatchedEmbedder):
 
     def _encode(self, batch: list[str]) -> list[list[float]]:
         extra: dict[str, Any] = {"dimensions": self.dimensions} if self.dimensions else {}
-        response = self._client.embeddings.create(
-            model=self.model_id, input=batch, encoding_format="float", **extra
-        )
+        try:
+            response = self._client.embeddings.create(
+                model=self.model_id, input=batch, encoding_format="float", **extra
+            )
+        except Exception as exc:  # openai.APIError and transport errors carry the body
+            raise _api_error(self.name, exc) from None
         data = sorted(response.data, key=lambda d: d.index)
         if [d.index for d in data] != list(range(len(batch))):
             raise RuntimeError(
