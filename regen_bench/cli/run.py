@@ -195,22 +195,33 @@ def _model_options(
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME|PATH",
+        help="check against this dataset (default: the registered dataset the result names, "
+        "when it is available here)",
+    )
+    common.add_data_dir(parser)
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from regen_bench.results import ResultError, load_result
+    # The same checks as `leaderboard validate`: the file, and its samples against the dataset.
+    from regen_bench.leaderboard import SubmissionError, validate_result
 
     bad = 0
     for path in args.files:
         try:
-            result = load_result(path)
-        except ResultError as exc:
+            result, checked = validate_result(path, dataset=args.dataset, data_dir=args.data_dir)
+        except SubmissionError as exc:
+            if common.missing_module(exc):
+                raise
             common.fail(common.EXIT_CHECK_FAILED, str(exc))
             bad += 1
         else:
             print(
                 f"ok {path}: {result.model.name} / {result.task.name} / "
-                f"{result.dataset.name} ({result.signature})"
+                f"{result.dataset.name} ({result.signature}); {checked.describe()}"
             )
     return common.EXIT_CHECK_FAILED if bad else 0
 
@@ -227,7 +238,8 @@ COMMANDS = (
     ),
     common.Command(
         "validate",
-        help="check result files (schema, signature, per-sample data)",
+        help="check result files (schema, signature, per-sample data, and against their "
+        "dataset where it is available)",
         configure=_configure_validate,
         handler=_validate,
     ),
