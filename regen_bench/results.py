@@ -148,12 +148,30 @@ class NarratorFinetune(_Strict):
     best_valid_loss: float
 
 
+class TextUsers(_Strict):
+    """The user partition of a model that writes narratives itself and trained its text on
+    some users' reference narratives (LUMEN's text loss).
+
+    The rule is the fine-tuned narrator's (:class:`regen_bench.finetune.UserPartition`, the
+    same salt and fractions give the same buckets): the model's text trained only on users
+    outside ``heldout``, and only ``heldout`` users are scored (the others' samples carry
+    ``text_excluded``). Ranking metrics stay on every test user.
+    """
+
+    method: str
+    salt: str
+    heldout_fraction: float = Field(gt=0, lt=1)
+    #: Training users whose reference narrative reached the text loss.
+    trained_users: int = Field(ge=0)
+
+
 #: Text-metric config keys every narrated result records (see ``text_signature``).
 LEXICAL_CONFIG_KEYS = ("bleu", "rouge_headline", "rouge_stemmer", "rouge_version")
 
 
 class Narration(_Strict):
-    """How the narratives of a conversational run were produced and scored."""
+    """How the narratives of a narrating run (``narrative``, ``conversational``) were produced
+    and scored."""
 
     #: "narrator": a ranking model + an LLM backend; "model": the model writes them itself.
     generator: Literal["narrator", "model"]
@@ -170,10 +188,14 @@ class Narration(_Strict):
     #: Generations that failed and were scored as empty text.
     failed: int = Field(ge=0)
     usage: dict[str, Any] = Field(default_factory=dict)
-    #: Test examples left out of the text metrics: their users trained the narrator (their
-    #: samples carry ``text_excluded``; nothing was generated for them).
+    #: Test examples left out of the text metrics: their users trained the narrator, or the
+    #: text of a model writing its own (their samples carry ``text_excluded``; nothing was
+    #: generated for them).
     excluded: int = Field(default=0, ge=0)
     finetune: NarratorFinetune | None = None
+    #: The partition of a model that writes its own narratives (absent: it trained no text on
+    #: the dataset's narratives, or it predates the partition).
+    text_users: TextUsers | None = None
 
     @field_validator("text_config")
     @classmethod
@@ -188,6 +210,14 @@ class Narration(_Strict):
         if missing:
             raise ValueError(f"lacks {', '.join(repr(k) for k in missing)}")
         return value
+
+    @model_validator(mode="after")
+    def _partition_matches_generator(self) -> Narration:
+        if self.finetune is not None and self.generator != "narrator":
+            raise ValueError("'finetune' describes a narrator: generator must be 'narrator'")
+        if self.text_users is not None and self.generator != "model":
+            raise ValueError("'text_users' describes a model's own text: generator must be 'model'")
+        return self
 
 
 #: Allowed range of each text metric (BLEU/ROUGE/BERTScore x100, cosine as is).
@@ -341,9 +371,11 @@ def signature(result: Result) -> str:
         gen = n.generator if n.backend is None else f"{n.backend}/{n.llm_model}"
         prompt = f"|prompt:v{n.prompt_version}" if n.prompt_version is not None else ""
         parts.append(f"gen:{gen}|cond:{n.condition}{prompt}")
-        if n.finetune is not None:  # text metrics on the held-out users only
-            ft = n.finetune
-            parts.append(f"text-users:heldout@{ft.salt}/{ft.heldout_fraction:g}")
+        # Text metrics on the held-out users only: the same part for a fine-tuned narrator and
+        # a model that trained its own text, so their columns compare.
+        users = n.finetune or n.text_users
+        if users is not None:
+            parts.append(f"text-users:heldout@{users.salt}/{users.heldout_fraction:g}")
         parts.append(text_signature(n.text_config))
     if result.weights:
         parts.append(f"weights:{short(result.weights)}")

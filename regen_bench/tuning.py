@@ -50,6 +50,7 @@ from regen_bench.resolve import DEFAULT_DATASET, resolve_dataset
 from regen_bench.results import Tuning
 from regen_bench.runner import build_model, check_names
 from regen_bench.runner.components import check_output
+from regen_bench.runner.config import ranking_twin
 from regen_bench.tasks import Example, TaskData, build_task
 from regen_bench.threads import set_torch_threads
 from regen_bench.tuned_config import (
@@ -297,10 +298,11 @@ def tune(config: TuneConfig, *, log: Log = lambda _m: None) -> TuneOutput:
     """Run (or resume) the search and write the best trial as a tuned-config file."""
     plugins = get_plugin_manager()
     check_names(config.model, config.task, plugins)
-    if config.task == "conversational":
+    twin = ranking_twin(config.task)
+    if twin is not None:
         raise TuneError(
-            "tune the ranking on the 'critique' task: the conversational task ranks exactly as "
-            "it does, and a config tuned on 'critique' runs on 'conversational'"
+            f"tune the ranking on the '{twin}' task: the {config.task} task ranks exactly as it "
+            f"does, and a config tuned on '{twin}' runs on '{config.task}'"
         )
     if config.trials < 1:
         raise TuneError("--trials must be at least 1")

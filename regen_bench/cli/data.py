@@ -1,4 +1,4 @@
-"""``regen-bench data``: synth, info, export, prepare and import (dataset tools)."""
+"""``regen-bench data``: synth, info, export, prepare, import and merge (dataset tools)."""
 
 from __future__ import annotations
 
@@ -212,6 +212,30 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_merge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "shards",
+        nargs="+",
+        metavar="SHARD",
+        help="the output of every shard of one `inpaint --shard` or `rate --shard` run",
+    )
+    common.add_out(parser, "merged REGEN-format file (.jsonl or .gz)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="PATH",
+        help="the shards' input file, where it is not at the path their manifests record",
+    )
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from regen_bench.shards import merge
+
+    for line in merge(args.shards, args.out, dataset=args.dataset):
+        print(line)
+    return 0
+
+
 SUBCOMMANDS = (
     common.Command(
         "synth",
@@ -251,6 +275,18 @@ SUBCOMMANDS = (
         ".item columns (docs/data-format.md).",
         configure=_configure_import,
         handler=_import,
+    ),
+    common.Command(
+        "merge",
+        help="join the outputs of `inpaint --shard` or `rate --shard` into one file",
+        description="Join the outputs of all N shards of one `inpaint --shard I/N` or `rate "
+        "--shard I/N` run into OUT, in the input's user order: the file the unsharded run "
+        "writes, byte for byte, with one manifest (and the failures, score table and usage "
+        "merged). Shards of different runs (prompts, model, seed, input, options, shard "
+        "count), a missing or repeated shard, or a shard changed since its run are refused "
+        "and nothing is written (docs/scaling.md).",
+        configure=_configure_merge,
+        handler=_merge,
     ),
 )
 

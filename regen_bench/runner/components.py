@@ -1,6 +1,6 @@
 """The components of a run, checked before it loads data or trains (:func:`preflight`).
 
-A run needs its model plugin, and on a generating task (conversational) the narrator's LLM
+A run needs its model plugin, and on a narrating task the narrator's LLM
 backend (unless the model writes text itself), the BLEU/ROUGE libraries, the embedder of the
 semantic-similarity metric and the BERTScore library. Each is checked without importing it
 (:mod:`regen_bench.readiness`); what is missing is reported in one

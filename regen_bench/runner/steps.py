@@ -40,7 +40,7 @@ from regen_bench.results import (
 from regen_bench.runner.components import check_output, preflight
 from regen_bench.runner.config import RunConfig, RunError, check_config
 from regen_bench.runner.environment import environment, git_commit
-from regen_bench.runner.narration import narrate_samples
+from regen_bench.runner.narration import check_text_users, narrate_samples
 from regen_bench.runner.scoring import score_examples
 from regen_bench.tasks import SPLIT, TaskData, build_task
 from regen_bench.threads import set_torch_threads
@@ -168,7 +168,8 @@ def prepare(
     narrator = NarratorConfig.from_options(options)
     if options and not data.task.generates:
         raise RunError(
-            f"narrator.* options apply to the conversational task only, not '{config.task}'"
+            "narrator.* options apply to a task that writes narratives (narrative or "
+            f"conversational task only), not '{config.task}'"
         )
     entry = plugins.get("model", config.model)
     finetuned = None
@@ -207,8 +208,11 @@ def fit(prepared: Prepared) -> Fitted:
         prepared.config.seed,
         prepared.config.model_options(),
     )
-    # Before training: a run whose weights cannot be recorded stops before the long part.
+    # Before training: a run whose weights cannot be recorded, or whose own text would
+    # leave no held-out user to score, stops before the long part.
     weights = model_weights(model, prepared.config.model)
+    if prepared.data.task.generates:
+        check_text_users(model, prepared.data.test)
     built = time.perf_counter()
     fit_log = model.fit(prepared.data.train, prepared.data.valid) or {}
     return Fitted(model, fit_log, built, time.perf_counter(), weights)
@@ -324,7 +328,7 @@ def build_result(
 
 
 def run(config: RunConfig, *, progress: bool = True, log: Log = _quiet) -> RunOutput:
-    """Train, evaluate and (for the conversational task) narrate; write the result files.
+    """Train, evaluate and (for a narrating task) narrate; write the result files.
 
     Writes ``OUTPUT/<dataset>/<task>/<model>[__<narrative>].json`` and its ``.samples.jsonl``
     as a pair (:func:`~regen_bench.results.write_result_pair`: an interrupted run leaves the

@@ -9,6 +9,10 @@ item vocabulary (its scores over the catalog are :meth:`Lumen.score`, so the ran
 narrated item agree), feeds the item back, forces `` Text:`` and continues greedily in the
 text vocabulary. Examples are scored one at a time (no padding), so nothing depends on the
 evaluation batch. Options, presets and measured figures: docs/models.md.
+
+The text loss trains only on users outside the held-out bucket of ``text_partition`` (the
+fine-tuned narrator's rule); :meth:`Lumen.text_partition` tells the run, which scores the text
+of the held-out users only. On a task without critiques the prompts carry no critique field.
 """
 
 from __future__ import annotations
@@ -40,8 +44,15 @@ if TYPE_CHECKING:
 
     import torch
 
+    from regen_bench.finetune_manifest import UserPartition
     from regen_bench_plugins.lumen.net import LumenNet
     from regen_bench_plugins.lumen.prompt import Encoded, PromptEncoder
+
+
+#: ``fit_log`` keys (saved with a checkpoint): whether the prompts had critique fields, and how
+#: many users' narratives reached the text loss.
+CRITIQUES_KEY = "critiques_in_prompt"
+TEXT_USERS_KEY = "text_users"
 
 
 class Lumen(Model):
@@ -65,6 +76,11 @@ class Lumen(Model):
             raise ValueError("lumen needs a non-empty catalog")
         self.fit_log: dict[str, Any] = dict(meta.get("fit_log", {})) if meta else {}
         self._users: dict[str, UserSequence] = {}
+        #: Whether prompts have critique fields: set by the task's data in :meth:`fit`, or by
+        #: the checkpoint (one that predates the record had them).
+        self.show_critiques = bool(self.fit_log.get(CRITIQUES_KEY, True))
+        #: Users whose narrative reached the text loss (a checkpoint's record; None: unknown).
+        self.text_users: int | None = self.fit_log.get(TEXT_USERS_KEY) if meta else 0
         self._build(Path(self.opts.checkpoint) if meta else None)
 
     def _build(self, checkpoint: Path | None) -> None:
@@ -122,21 +138,51 @@ class Lumen(Model):
         self._users = {u.user_id: u for u in users}
 
     def training_examples(self, train: Sequence[UserSequence]) -> list[Encoded]:
-        """The encoded training prefixes of ``train``."""
+        """The encoded training prefixes of ``train`` (sets :attr:`text_users`)."""
         from regen_bench_plugins.lumen.prompt import training_encodings
 
-        return training_encodings(self.encoder, self.catalog, self.opts, train)
+        out = training_encodings(
+            self.encoder, self.catalog, self.opts, train, show_critiques=self.show_critiques
+        )
+        self.text_users = len({e.user_id for e in out if any(v != -100 for v in e.labels)})
+        return out
+
+    def text_partition(self) -> tuple[UserPartition, int] | None:
+        """The user partition of the text loss and how many users' narratives it trained on
+        (the run scores the text of the held-out users only); None without a narrative."""
+        if self.opts.narrative_type is None:
+            return None
+        if self.text_users is None:
+            raise ValueError(
+                f"lumen checkpoint {self.opts.checkpoint} predates the text partition (its text "
+                "trained on every user, so no user is held out to score it): train it again"
+            )
+        return self.opts.text_partition, self.text_users
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, train: Sequence[UserSequence], valid: Sequence[Example]) -> dict[str, Any]:
-        """Train with early stopping on validation NDCG@10 (nothing when a checkpoint loaded)."""
+        """Train with early stopping on validation NDCG@10 (nothing when a checkpoint loaded).
+
+        Whether the prompts show critiques follows the task (its data): a checkpoint whose
+        prompts showed them cannot run a task that hides them (it trained on them)."""
+        from regen_bench_plugins.lumen.prompt import shows_critiques
+
         if not self._users:
             self.use_users(train)
+        shown = shows_critiques(train, valid)
         if self.opts.checkpoint:
+            if self.fit_log.get(CRITIQUES_KEY) and not shown:
+                raise ValueError(
+                    f"lumen checkpoint {self.opts.checkpoint} was trained with critiques in its "
+                    "prompts; this task hides them (training included): train it on this task"
+                )
             return {"checkpoint": self.opts.checkpoint, "trained": False, **self.fit_log}
         from regen_bench_plugins.lumen.train import train as train_net
 
+        self.show_critiques = shown
         self.fit_log = train_net(self, train, valid)
+        self.fit_log[CRITIQUES_KEY] = shown
+        self.fit_log[TEXT_USERS_KEY] = self.text_users
         if self.opts.save_dir and self._is_main_process():
             self.save(self.opts.save_dir)
         return self.fit_log
@@ -152,7 +198,13 @@ class Lumen(Model):
         from regen_bench_plugins.lumen.prompt import example_segments
 
         torch = self._torch
-        segs = example_segments(self.catalog, self.opts, ex, self._users.get(ex.user_id))
+        segs = example_segments(
+            self.catalog,
+            self.opts,
+            ex,
+            self._users.get(ex.user_id),
+            show_critiques=self.show_critiques,
+        )
         enc = self.encoder.prompt(segs)
         ids = torch.tensor([enc.ids], device=self.device)
         mask = torch.zeros_like(ids, dtype=torch.bool)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import Field
 
+from regen_bench.finetune_manifest import DEFAULT_SALT, UserPartition
 from regen_bench.options import ModelOptions
 
 Narrative = Literal[
@@ -71,6 +72,17 @@ class LumenOptions(ModelOptions):
     valid_examples: int = Field(default=256, ge=1, description="validation examples used")
     patience: int = Field(default=2, ge=0, description="evaluations without gain before stop")
     text_weight: float = Field(default=1.0, ge=0, description="weight of the narrative loss")
+    text_salt: str = Field(
+        default=DEFAULT_SALT,
+        min_length=1,
+        description="salt of the user partition: only users outside 'heldout' train the text",
+    )
+    text_heldout_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        lt=0.95,
+        description="share of users held out of the text loss (its text metrics use only them)",
+    )
     grad_clip: float = Field(default=1.0, ge=0, description="gradient norm clip (0: none)")
     device: str = Field(default="auto", description="torch device; auto = cuda when available")
     save_dir: str = Field(default="", description="write a checkpoint folder after training")
@@ -90,6 +102,14 @@ class LumenOptions(ModelOptions):
         """The narrative type, None for ``narrative=none``."""
         return None if self.narrative == "none" else self.narrative
 
+    @property
+    def text_partition(self) -> UserPartition:
+        """The user partition of the text loss: the rule of ``regen-bench narrator finetune``
+        (:class:`~regen_bench.finetune_manifest.UserPartition`, its default validation share;
+        valid and train users both train LUMEN's text), so equal salts and held-out fractions
+        put every user in the same bucket."""
+        return UserPartition(self.text_salt, self.text_heldout_fraction)
+
 
 #: Options that define the trained model (the rest only say where/how it runs or is saved).
 MODEL_KEYS = (
@@ -100,6 +120,8 @@ MODEL_KEYS = (
     "fields",
     "max_title_words",
     "max_target_tokens",
+    "text_salt",
+    "text_heldout_fraction",
 )
 #: Options a checkpoint does not fix (it saves the others).
 RUNTIME_KEYS = ("max_new_tokens", "device", "save_dir", "checkpoint", "valid_examples")
