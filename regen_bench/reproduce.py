@@ -6,8 +6,9 @@ registered model declares it supports, so a new task joins the grid without a ch
 
 - every *ranking model* on every task that writes no narrative and that it supports;
 - on every task that writes a narrative, for each narrative type: every *narrated model*
-  paired with a narrator fine-tuned for that type (the paper's hybrid, e.g. FLARE + LLM), and
-  every *text model* writing the narrative itself (e.g. LUMEN).
+  paired with a narrator fine-tuned for that task and type (the paper's hybrid, e.g. FLARE +
+  LLM; ``narrator finetune --task TASK``, so a narrator that learnt critiques never narrates a
+  task without them), and every *text model* writing the narrative itself (e.g. LUMEN).
 
 Each :class:`Cell` is one command of the real command line (``python -m regen_bench run ...``
 or ``narrator finetune ...``), so every result records exactly the command that made it. A
@@ -39,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-#: Under ``OUT/<dataset>/``: fine-tuned narrators and the log of every cell. Their names cannot
-#: be task names (a task name starts with a letter), so they never mix with result folders.
+#: Under ``OUT/<dataset>/``: fine-tuned narrators (``_narrators/<task>/<narrative>``) and the
+#: log of every cell. Their names cannot be task names (a task name starts with a letter), so
+#: they never mix with result folders.
 NARRATOR_DIR = "_narrators"
 LOG_DIR = "_logs"
 #: What the cells' ``--set`` values may name: the narrative type of the cell.
@@ -174,12 +176,16 @@ def _common_args(s: Settings) -> list[str]:
     return args
 
 
-def _narrator_cell(s: Settings, grid: GridSpec, narrative: str) -> Cell:
-    out = s.out / s.dataset_name / NARRATOR_DIR / narrative
+def _narrator_cell(s: Settings, grid: GridSpec, task: str, narrative: str) -> Cell:
+    """The fine-tuning of the narrator of ``task``'s hybrid cells of type ``narrative``: on
+    that task's prompts (critiques shown or not as the task does)."""
+    out = s.out / s.dataset_name / NARRATOR_DIR / task / narrative
     args = (
         "narrator",
         "finetune",
         *_common_args(s),
+        "--task",
+        task,
         "--narrative",
         narrative,
         "--model",
@@ -193,7 +199,9 @@ def _narrator_cell(s: Settings, grid: GridSpec, narrative: str) -> Cell:
         "-q",
         *grid.narrator.args,
     )
-    return Cell(f"narrator/{narrative}", "narrator", args, out, narrative=narrative)
+    return Cell(
+        f"narrator/{task}/{narrative}", "narrator", args, out, task=task, narrative=narrative
+    )
 
 
 def _run_cell(
@@ -278,7 +286,7 @@ def expand(
     ]
     types = list(narratives) if narratives is not None else list(grid.narratives)
 
-    narrators: dict[str, Cell] = {}
+    narrators: dict[tuple[str, str], Cell] = {}
     runs: list[Cell] = []
     for task, generates in tasks.items():
         if not generates:
@@ -287,9 +295,10 @@ def expand(
         for narrative in types:
             for m in narrated:
                 if models[m].meta is not None and models[m].runs(task, supports):
-                    if narrative not in narrators:
-                        narrators[narrative] = _narrator_cell(s, grid, narrative)
-                    runs.append(_run_cell(s, grid, m, task, narrative, narrators[narrative]))
+                    key = (task, narrative)
+                    if key not in narrators:
+                        narrators[key] = _narrator_cell(s, grid, task, narrative)
+                    runs.append(_run_cell(s, grid, m, task, narrative, narrators[key]))
             runs += [
                 _run_cell(s, grid, m, task, narrative)
                 for m in text
@@ -365,6 +374,7 @@ def _narrator_state(cell: Cell, s: Settings, base_model: str) -> tuple[str, str]
         return "conflict", f"{cell.output} exists but holds no fine-tuned narrator"
     wanted = {
         "narrative type": (manifest.narrative_type, cell.narrative),
+        "task": (manifest.task, cell.task),
         "dataset fingerprint": (manifest.dataset.get("fingerprint"), s.fingerprint),
         "base model": (manifest.base_model, base_model),
         "seed": (manifest.seed, s.seed),

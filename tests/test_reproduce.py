@@ -113,21 +113,32 @@ def test_default_mini_grid_fine_tunes_each_narrator_before_its_hybrid_cells(
     grid = GRIDS["mini"]
     for model in grid.ranking_models:
         assert {f"sequential/{model}", f"critique/{model}"} <= set(position)
+    narrating = ("narrative", "conversational")
     for narrative in PAPER_NARRATIVES:
-        narrator = f"narrator/{narrative}"
-        hybrid = f"conversational/flare__{narrative}"
-        assert position[narrator] < position[hybrid]
-        assert f"conversational/lumen__{narrative}" in position
+        # Two narrators per type, one per narrating task: each before its hybrid cell.
+        assert {i for i in position if i.startswith("narrator/") and i.endswith(narrative)} == {
+            f"narrator/{task}/{narrative}" for task in narrating
+        }
+        for task in narrating:
+            assert position[f"narrator/{task}/{narrative}"] < position[f"{task}/flare__{narrative}"]
+            assert f"{task}/lumen__{narrative}" in position
+    commands = {cell_id: command for _i, cell_id, _deps, command in cells}
     for i, cell_id, deps, command in cells:
         for dep in deps:
             assert position[dep] < i, f"{cell_id} runs before {dep}"
-        if cell_id.startswith("conversational/flare__"):
+        task = cell_id.split("/")[0]
+        if "/flare__" in cell_id and task in narrating:
             narrative = cell_id.split("__")[1]
-            assert deps == (f"narrator/{narrative}",)
-            folder = tmp_path / "res" / "mini" / "_narrators" / narrative
+            # The narrative task's FLARE needs the narrator fine-tuned without critiques.
+            assert deps == (f"narrator/{task}/{narrative}",)
+            folder = tmp_path / "res" / "mini" / "_narrators" / task / narrative
             assert f"--set narrator.model={folder}" in command
+            assert f"--task {task} --narrative {narrative}" in commands[deps[0]]
+            assert f"--out {folder} " in commands[deps[0]]
         if cell_id.startswith("narrator/"):
             assert "narrator finetune" in command and f"--out {tmp_path}" in command
+            assert cell_id.split("/")[1] in narrating
+    assert sum(i.startswith("narrator/") for i in position) == 2 * len(PAPER_NARRATIVES)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -149,16 +160,20 @@ def test_a_new_task_joins_the_grid_from_the_registry_without_code_changes() -> N
         settings, GRIDS["mini"], models, tasks, lambda meta, task: task == "sequential"
     )
     assert {c.id.split("/")[0] for c in only_sequential} == {"sequential"}
-    # With two narrative tasks, one narrator serves two hybrid cells: both land in its shard.
+    # With two narrative tasks, each has its own narrator (fine-tuned with --task on that
+    # task's prompts), in the shard of the hybrid cell it serves.
     tasks = {"sequential": False, "conversational": True, "narrate_plain": True}
     cells = expand(settings, GRIDS["mini"], models, tasks, lambda meta, task: True)
+    by_id = {c.id: c for c in cells}
     parts = [{c.id for c in shard(cells, i, 3)} for i in (1, 2, 3)]
     for narrative in PAPER_NARRATIVES:
-        holders = [p for p in parts if f"narrator/{narrative}" in p]
-        assert len(holders) == 1
-        assert {f"conversational/flare__{narrative}", f"narrate_plain/flare__{narrative}"} <= (
-            holders[0]
-        )
+        for task in ("conversational", "narrate_plain"):
+            narrator = by_id[f"narrator/{task}/{narrative}"]
+            assert narrator.task == task and narrator.narrative == narrative
+            assert ("--task", task) == narrator.args[4:6]
+            assert by_id[f"{task}/flare__{narrative}"].depends_on == (narrator.id,)
+            holders = [p for p in parts if narrator.id in p]
+            assert len(holders) == 1 and f"{task}/flare__{narrative}" in holders[0]
     assert sorted(i for p in parts for i in p if "/" in i and not i.startswith("narrator/")) == (
         sorted(c.id for c in cells if c.kind == "run")
     )

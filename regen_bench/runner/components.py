@@ -5,8 +5,9 @@ backend (unless the model writes text itself), the BLEU/ROUGE libraries, the emb
 semantic-similarity metric and the BERTScore library. Each is checked without importing it
 (:mod:`regen_bench.readiness`); what is missing is reported in one
 :class:`~regen_bench.readiness.MissingExtraError` naming the extras to install, so a run never
-trains for minutes and then stops on an import. The output folder is checked too, and that the
-BERTScore model's weights can be pinned (:mod:`regen_bench.weights`).
+trains for minutes and then stops on an import. The output folder is checked too, that the
+BERTScore model's weights can be pinned (:mod:`regen_bench.weights`), and that a fine-tuned
+narrator learnt the prompts of the run's task (with or without critiques).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from regen_bench.finetune_manifest import check_narrator_task
 from regen_bench.llm import check_options
 from regen_bench.narrator import NarratorConfig
 from regen_bench.plugins import Entry, PluginManager
@@ -111,10 +113,20 @@ def preflight(config: RunConfig, plugins: PluginManager) -> None:
             components.append(("BERTScore", readiness(BERTSCORE)))
     require(components)
     if TASKS[config.task].generates and not entry.generates_text:
+        _check_narrator_task(config)
         _check_narrator_pins(config, plugins)
     if TASKS[config.task].generates and config.bertscore_model is not None:
         _check_bertscore_pin(config.bertscore_model)
     check_output(config.output)
+
+
+def _check_narrator_task(config: RunConfig) -> None:
+    """A fine-tuned narrator was trained on prompts of the run's kind: a narrator that learnt
+    critiques never narrates a task without them, nor the reverse."""
+    try:
+        check_narrator_task(NarratorConfig.from_options(config.narrator_options()), config.task)
+    except ValueError as exc:  # (its manifest is invalid, or another task's)
+        raise RunError(str(exc)) from None
 
 
 def _check_narrator_pins(config: RunConfig, plugins: PluginManager) -> None:
