@@ -31,6 +31,12 @@ class RetryableError(LLMError):
         self.retry_after = retry_after
 
 
+class RequestTimeout(RetryableError):
+    """No answer within the attempt's timeout. The server may still be generating it (most
+    servers finish an abandoned non-streamed request), so :class:`regen_bench.llm.LLMClient`
+    does not send it again: it lowers its concurrency and reports the call as failed."""
+
+
 @dataclass(frozen=True)
 class LLMRequest:
     """One prompt. ``temperature=0`` is greedy; ``json_schema`` asks for a structured answer."""
@@ -117,8 +123,9 @@ class LLMResponse:
 class Backend(Protocol):
     """What an ``llm_backend`` plugin's factory returns.
 
-    ``complete`` answers one request or raises :class:`RetryableError` (rate limit, 5xx,
-    timeout) / :class:`BackendError` (permanent); ``timeout_s`` bounds one attempt. A local
+    ``complete`` answers one request or raises :class:`RequestTimeout` (no answer within
+    ``timeout_s``, which bounds one attempt), :class:`RetryableError` (rate limit, 5xx, lost
+    connection) or :class:`BackendError` (permanent). A local
     backend may also define ``complete_batch(requests, *, timeout_s=None) -> list[LLMResponse]``
     and ``batch_size: int``; the client then sends it batches instead of parallel calls.
     ``price_per_mtok`` is (input, output) USD per million tokens, or None when unknown.
