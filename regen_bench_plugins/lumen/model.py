@@ -7,8 +7,11 @@ prompt with item slots (:mod:`~regen_bench_plugins.lumen.prompt`), joint trainin
 (:mod:`~regen_bench_plugins.lumen.checkpoint`). Decoding takes the forced ``ID:`` step in the
 item vocabulary (its scores over the catalog are :meth:`Lumen.score`, so the ranking and the
 narrated item agree), feeds the item back, forces `` Text:`` and continues greedily in the
-text vocabulary. Examples are scored one at a time (no padding), so nothing depends on the
-evaluation batch. Options, presets and measured figures: docs/models.md.
+text vocabulary; with ``decode=start_switch`` the model first writes the START marker in the
+text vocabulary and the item step follows it (``item_head=tied`` scores items through the item
+table, ``item_init=title`` starts it from the titles). Examples are scored one at a time (no
+padding), so nothing depends on the evaluation batch. Options, presets and measured figures:
+docs/models.md.
 
 The text loss trains only on users outside the held-out bucket of ``text_partition`` (the
 fine-tuned narrator's rule); :meth:`Lumen.text_partition` tells the run, which scores the text
@@ -53,6 +56,9 @@ if TYPE_CHECKING:
 #: many users' narratives reached the text loss.
 CRITIQUES_KEY = "critiques_in_prompt"
 TEXT_USERS_KEY = "text_users"
+#: ``fit_log`` / ``config()`` key (``decode=start_switch``): examples scored, and how many of them
+#: had the START marker forced because the model had not written it.
+START_KEY = "start_marker"
 
 
 class Lumen(Model):
@@ -76,6 +82,10 @@ class Lumen(Model):
             raise ValueError("lumen needs a non-empty catalog")
         self.fit_log: dict[str, Any] = dict(meta.get("fit_log", {})) if meta else {}
         self._users: dict[str, UserSequence] = {}
+        #: ``decode=start_switch``: examples scored, and those whose START marker was forced
+        #: (it had not come within ``start_max_tokens``): validation ones go to ``fit_log``,
+        #: the later ones (the run's test examples) to ``config()``.
+        self.start_counts = {"decoded": 0, "forced": 0}
         #: Whether prompts have critique fields: set by the task's data in :meth:`fit`, or by
         #: the checkpoint (one that predates the record had them).
         self.show_critiques = bool(self.fit_log.get(CRITIQUES_KEY, True))
@@ -111,15 +121,27 @@ class Lumen(Model):
         except OSError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(f"lumen option 'backbone': cannot load '{source}': {first}") from None
-        self.net = LumenNet(backbone, len(self.catalog))
+        self.encoder = PromptEncoder(self.tokenizer, max_target_tokens=self.opts.max_target_tokens)
+        self.net = LumenNet(backbone, len(self.catalog), head=self.opts.item_head)
         if checkpoint is not None:
             load_item_tables(self.net, checkpoint)
+        elif self.opts.item_init == "title":
+            self.net.init_items_from_titles(self.title_ids())
         self.net.to(self.device).eval()
-        self.encoder = PromptEncoder(self.tokenizer, max_target_tokens=self.opts.max_target_tokens)
         eos = backbone.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if self.tokenizer.eos_token_id is not None:
             self.eos_ids.add(int(self.tokenizer.eos_token_id))
+
+    def title_ids(self) -> list[list[int]]:
+        """Each catalog item's title as backbone token ids (``item_init=title``), with the
+        leading space the prompt writes before a title (empty for an item without title)."""
+        out = []
+        for i in range(len(self.catalog)):
+            title = " ".join((self.catalog[i].title or "").split())
+            ids = self.encoder.text_ids(" " + title) if title else []
+            out.append([int(t) for t in ids])
+        return out
 
     @property
     def narrative(self) -> str | None:
@@ -144,7 +166,7 @@ class Lumen(Model):
         out = training_encodings(
             self.encoder, self.catalog, self.opts, train, show_critiques=self.show_critiques
         )
-        self.text_users = len({e.user_id for e in out if any(v != -100 for v in e.labels)})
+        self.text_users = len({e.user_id for e in out if e.narrative})
         return out
 
     def text_partition(self) -> tuple[UserPartition, int] | None:
@@ -180,9 +202,13 @@ class Lumen(Model):
         from regen_bench_plugins.lumen.train import train as train_net
 
         self.show_critiques = shown
+        self.start_counts = {"decoded": 0, "forced": 0}
         self.fit_log = train_net(self, train, valid)
         self.fit_log[CRITIQUES_KEY] = shown
         self.fit_log[TEXT_USERS_KEY] = self.text_users
+        if self.opts.decode == "start_switch":
+            self.fit_log[START_KEY] = dict(self.start_counts)
+            self.start_counts = {"decoded": 0, "forced": 0}
         if self.opts.save_dir and self._is_main_process():
             self.save(self.opts.save_dir)
         return self.fit_log
@@ -205,7 +231,8 @@ class Lumen(Model):
             self._users.get(ex.user_id),
             show_critiques=self.show_critiques,
         )
-        enc = self.encoder.prompt(segs)
+        switch = self.opts.decode == "start_switch"
+        enc = self.encoder.open_prompt(segs) if switch else self.encoder.prompt(segs)
         ids = torch.tensor([enc.ids], device=self.device)
         mask = torch.zeros_like(ids, dtype=torch.bool)
         mask[0, enc.slot_pos] = True
@@ -215,12 +242,13 @@ class Lumen(Model):
         self, ex: Example, max_new_tokens: int | None = None
     ) -> tuple[np.ndarray, list[tuple[str, int]]]:
         """Catalog scores and the decoding steps (``("item", i)`` / ``("text", tok)``)."""
-        from regen_bench_plugins.lumen.prompt import TEXT_PREFIX
+        from regen_bench_plugins.lumen.prompt import START_MARKER, TEXT_PREFIX
 
         torch = self._torch
         self.net.eval()
         ids, mask, items = self._prompt_tensors(ex)
         limit = self.opts.max_new_tokens if max_new_tokens is None else max_new_tokens
+        switch = self.opts.decode == "start_switch"
         bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits, steps = self.net.decode(
@@ -230,13 +258,18 @@ class Lumen(Model):
                 self.encoder.text_ids(TEXT_PREFIX),
                 max_new_tokens=limit,
                 eos_ids=self.eos_ids,
+                start=self.encoder.text_ids(START_MARKER) if switch else None,
+                start_max_tokens=self.opts.start_max_tokens,
             )
         return logits.float().cpu().numpy(), steps
 
     def score(self, examples: Sequence[Example]) -> np.ndarray:
         out = np.empty((len(examples), len(self.catalog)), dtype=np.float32)
         for row, ex in enumerate(examples):
-            out[row] = self.trace_steps(ex, max_new_tokens=0)[0]
+            out[row], steps = self.trace_steps(ex, max_new_tokens=0)
+            if self.opts.decode == "start_switch":
+                self.start_counts["decoded"] += 1
+                self.start_counts["forced"] += any(kind == "forced" for kind, _ in steps)
         return out
 
     def valid_ndcg(self, examples: Sequence[Example]) -> float:
@@ -277,11 +310,13 @@ class Lumen(Model):
     def config(self) -> dict[str, Any]:
         from regen_bench_plugins.lumen.prompt import PROMPT_VERSION
 
+        switch = {START_KEY: dict(self.start_counts)} if self.opts.decode == "start_switch" else {}
         return {
             **self.opts.as_dict(),
             "backbone_source": self.source,
             "prompt_version": PROMPT_VERSION,
             "device": str(self.device),
+            **switch,
         }
 
     def num_parameters(self) -> int:

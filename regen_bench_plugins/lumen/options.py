@@ -55,6 +55,23 @@ class LumenOptions(ModelOptions):
     item_loss: Literal["last", "all"] = Field(
         default="last", description="item loss at the target slot, or at every item slot"
     )
+    item_head: Literal["separate", "tied"] = Field(
+        default="separate",
+        description="item scores from a separate linear head, or through the item table (paper)",
+    )
+    item_init: Literal["random", "title"] = Field(
+        default="random",
+        description="item table init: random, or the mean token embedding of the item's title",
+    )
+    decode: Literal["forced", "start_switch"] = Field(
+        default="forced",
+        description="force ' ID:' before the item step, or switch to items at the START marker",
+    )
+    start_max_tokens: int = Field(
+        default=8,
+        ge=0,
+        description="start_switch: text tokens before the START marker is forced",
+    )
     bucket: bool = Field(default=False, description="batch examples of similar length")
     train_minutes: float = Field(
         default=0.0, ge=0, description="training wall-time budget (0: none)"
@@ -122,9 +139,18 @@ MODEL_KEYS = (
     "max_target_tokens",
     "text_salt",
     "text_heldout_fraction",
+    "item_head",
+    "decode",
 )
 #: Options a checkpoint does not fix (it saves the others).
-RUNTIME_KEYS = ("max_new_tokens", "device", "save_dir", "checkpoint", "valid_examples")
+RUNTIME_KEYS = (
+    "max_new_tokens",
+    "device",
+    "save_dir",
+    "checkpoint",
+    "valid_examples",
+    "start_max_tokens",
+)
 #: Named bundles of options (``preset=NAME``); options given explicitly override them.
 #: ``cpu-hour`` fits a `mini` run into an hour on a 2-core CPU with SmolLM2-135M: compact
 #: prompts, the longest prefix per user with the item loss at every slot, all but the top 2

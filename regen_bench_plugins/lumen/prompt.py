@@ -19,7 +19,10 @@ ID_TOKEN`` (the paper elides "ID:" after the first), and the critique that leads
 predicted purchase is stated before the question (the critique and conversational tasks reveal
 it; the paper's prompt puts each critique inside the block of the item it led to, which for the
 predicted item would otherwise be missing). With ``narrative=None`` the question reads ``The
-next item purchase is:`` and the target has no ``Text:`` part.
+next item purchase is:`` and the target has no ``Text:`` part. With ``decode=start_switch`` the
+prompt stops after ``are:`` and the target reads `` START ID: [item] Text: ...``: the model
+writes the START marker (:data:`START_MARKER`, trained by the text loss on every example)
+before the item step.
 
 On a task that hides critiques (``sequential``, ``narrative``: the training data carries none)
 the prompt has no ``User Critique`` field at all (``show_critiques=False``): no critique text,
@@ -52,6 +55,10 @@ PROMPT_VERSION = 2
 #: The fixed text around the generated item in the target (forced while decoding).
 ID_PREFIX = " ID:"
 TEXT_PREFIX = " Text:"
+#: The START marker as the prompt writes it before every item slot (``decode=start_switch``):
+#: the target begins with it (trained by the text loss), and decoding switches to the item
+#: vocabulary once the generated tokens end with it.
+START_MARKER = " START ID:"
 
 
 def _clip(text: str | None, limit: int) -> str:
@@ -145,6 +152,8 @@ class Encoded:
     labels: list[int] = field(default_factory=list)
     item_pos: int = -1
     item_target: int = -1
+    #: Whether the labels hold a narrative (not only the START marker).
+    narrative: bool = False
 
 
 class PromptEncoder:
@@ -173,8 +182,15 @@ class PromptEncoder:
 
     def prompt(self, segs: Sequence[str | int]) -> Encoded:
         """The prompt followed by the forced ``ID:`` (the next position is the item slot)."""
+        return self._encode([*segs, ID_PREFIX])
+
+    def open_prompt(self, segs: Sequence[str | int]) -> Encoded:
+        """The prompt alone (``decode=start_switch``: the model writes the START marker)."""
+        return self._encode(segs)
+
+    def _encode(self, segs: Sequence[str | int]) -> Encoded:
         enc = Encoded(ids=list(self.bos))
-        for seg in [*segs, ID_PREFIX]:
+        for seg in segs:
             if isinstance(seg, str):
                 enc.ids += self.text_ids(seg)
             else:
@@ -184,9 +200,23 @@ class PromptEncoder:
         enc.labels = [-100] * len(enc.ids)
         return enc
 
-    def training(self, segs: Sequence[str | int], target: int, narrative: str | None) -> Encoded:
-        """Prompt + ``ID: [target]`` (+ `` Text: narrative</s>`` when there is a narrative)."""
-        enc = self.prompt(segs)
+    def training(
+        self,
+        segs: Sequence[str | int],
+        target: int,
+        narrative: str | None,
+        *,
+        start: bool = False,
+    ) -> Encoded:
+        """Prompt + ``ID: [target]`` (+ `` Text: narrative</s>`` when there is a narrative).
+
+        ``start`` (``decode=start_switch``): the target reads `` START ID: [target] ...`` and
+        the marker's tokens are text labels, so the model learns to write it."""
+        enc = self.open_prompt(segs) if start else self.prompt(segs)
+        if start:
+            marker = self.text_ids(START_MARKER)
+            enc.ids += marker
+            enc.labels += marker
         enc.item_pos, enc.item_target = len(enc.ids), int(target)
         enc.slot_pos.append(len(enc.ids))
         enc.slot_items.append(int(target))
@@ -198,6 +228,7 @@ class PromptEncoder:
             tail = [*text, *body, *([self.eos] if self.eos is not None else [])]
             enc.ids += tail
             enc.labels += tail
+            enc.narrative = True
         return enc
 
 
@@ -261,7 +292,12 @@ def training_encodings(
                 narrative,
                 **_layout(opts, show_critiques),
             )
-            enc = encoder.training(segs, int(user.items[j]), text if j == n - 1 else None)
+            said = text if j == n - 1 else None
+            enc = (
+                encoder.training(segs, int(user.items[j]), said, start=True)
+                if opts.decode == "start_switch"
+                else encoder.training(segs, int(user.items[j]), said)
+            )
             enc.user_id = user.user_id
             out.append(enc)
     return out
