@@ -67,34 +67,43 @@ _DATASET_HELP = (
 )
 
 
-def _add_dataset(parser: argparse.ArgumentParser) -> None:
+def add_validation_dataset(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, metavar="NAME|PATH", help=_DATASET_HELP)
     common.add_data_dir(parser)
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", metavar="RESULT.json", help="result files")
-    _add_dataset(parser)
+    add_validation_dataset(parser)
 
 
-def _validate(args: argparse.Namespace) -> int:
+def validate_files(
+    paths: list[str], dataset: str | None, data_dir: str | None, *, signature: bool = False
+) -> int:
+    """Validate result files (against their dataset where available), one line each; shared by
+    ``leaderboard validate`` and the top-level ``validate``. Returns the exit status."""
     from regen_bench.leaderboard import SubmissionError, validate_result
 
     bad = 0
-    for path in args.results:
+    for path in paths:
         try:
-            result, checked = validate_result(path, dataset=args.dataset, data_dir=args.data_dir)
+            result, checked = validate_result(path, dataset=dataset, data_dir=data_dir)
         except SubmissionError as exc:
             if common.missing_module(exc):
                 raise
             common.fail(common.EXIT_CHECK_FAILED, str(exc))
             bad += 1
         else:
+            sig = f" ({result.signature})" if signature else ""
             print(
                 f"ok {path}: {result.model.name} / {result.task.name} / "
-                f"{result.dataset.name}; {checked.describe()}"
+                f"{result.dataset.name}{sig}; {checked.describe()}"
             )
     return common.EXIT_CHECK_FAILED if bad else 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    return validate_files(args.results, args.dataset, args.data_dir)
 
 
 def _add_tolerance(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +155,7 @@ def _configure_submit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("result", metavar="RESULT.json", help="a result file written by `run`")
     _add_submissions(parser)
     parser.add_argument("--replace", action="store_true", help="overwrite an accepted result")
-    _add_dataset(parser)
+    add_validation_dataset(parser)
     parser.add_argument(
         "--verify",
         action="store_true",

@@ -194,36 +194,17 @@ def _model_options(
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
+    from regen_bench.cli.leaderboard import add_validation_dataset
+
     parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument(
-        "--dataset",
-        default=None,
-        metavar="NAME|PATH",
-        help="check against this dataset (default: the registered dataset the result names, "
-        "when it is available here)",
-    )
-    common.add_data_dir(parser)
+    add_validation_dataset(parser)
 
 
 def _validate(args: argparse.Namespace) -> int:
     # The same checks as `leaderboard validate`: the file, and its samples against the dataset.
-    from regen_bench.leaderboard import SubmissionError, validate_result
+    from regen_bench.cli.leaderboard import validate_files
 
-    bad = 0
-    for path in args.files:
-        try:
-            result, checked = validate_result(path, dataset=args.dataset, data_dir=args.data_dir)
-        except SubmissionError as exc:
-            if common.missing_module(exc):
-                raise
-            common.fail(common.EXIT_CHECK_FAILED, str(exc))
-            bad += 1
-        else:
-            print(
-                f"ok {path}: {result.model.name} / {result.task.name} / "
-                f"{result.dataset.name} ({result.signature}); {checked.describe()}"
-            )
-    return common.EXIT_CHECK_FAILED if bad else 0
+    return validate_files(args.files, args.dataset, args.data_dir, signature=True)
 
 
 COMMANDS = (
