@@ -95,7 +95,9 @@ def main() -> int:
     args = ap.parse_args()
     only = {m for m in args.only.split(",") if m}
     files = sorted(
-        p for p in Path(args.submissions).glob("*/*/*.json") if not only or p.stem in only
+        p
+        for p in Path(args.submissions).glob("*/*/*.json")
+        if not p.name.endswith(verify.VERIFIED_SUFFIX) and (not only or p.stem in only)
     )
     if not files:
         print(f"no result files under {args.submissions}/<dataset>/<task>/", file=sys.stderr)

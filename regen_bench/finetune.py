@@ -12,11 +12,12 @@ their id into three buckets that do not depend on the data, the order of users o
 
 A pair is (the narrator's prompt for the user's last purchase, the reference narrative): exactly
 the prompt :func:`regen_bench.narrator.build_prompt` writes at inference with
-``condition=target``. The training itself (torch, transformers, Accelerate) lives in a
-``narrator_trainer`` plugin; this module prepares its input and checks its output. The
-partition rule and the manifest of a fine-tuned folder live in
-:mod:`regen_bench.finetune_manifest` (a run reads them without this module) and are re-exported
-here.
+``condition=target`` on the narrating task the narrator is for (``task``): with the critiques
+on ``conversational``, without any on ``narrative``, as the run's narrator shows them. The
+training itself (torch, transformers, Accelerate) lives in a ``narrator_trainer`` plugin;
+this module prepares its input and checks its output. The partition rule and the manifest of a
+fine-tuned folder live in :mod:`regen_bench.finetune_manifest` (a run reads them without this
+module) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from regen_bench.data.schema import NARRATIVE_TYPES
 from regen_bench.finetune_manifest import (
     BUCKETS,
     DEFAULT_SALT,
+    DEFAULT_TASK,
     MANIFEST_FILE,
     PARTITION_METHOD,
     CurvePoint,
@@ -41,12 +43,13 @@ from regen_bench.finetune_manifest import (
     UserPartition,
     finetuned_narrator,
     manifest_sha256,
+    narrating_tasks,
     read_manifest,
 )
 from regen_bench.narrator import PROMPT_VERSION, SYSTEM_PROMPT, NarratorConfig, build_prompt
 from regen_bench.plugins import get_plugin_manager
 from regen_bench.resolve import resolve_dataset
-from regen_bench.tasks import MIN_INTERACTIONS
+from regen_bench.tasks import MIN_INTERACTIONS, TASKS
 from regen_bench.threads import set_torch_threads
 
 LOG_FILE = "finetune-log.jsonl"
@@ -132,15 +135,20 @@ def build_pairs(
     partition: UserPartition,
     prompt_config: NarratorConfig,
     *,
+    task: str = DEFAULT_TASK,
     limit_train: int | None = None,
     limit_valid: int | None = None,
 ) -> tuple[list[Pair], list[Pair], dict[str, int]]:
     """Training and validation pairs (file order), and the user count of every bucket.
 
     Users qualify as test users do: at least :data:`MIN_INTERACTIONS` purchases and a non-empty
-    reference narrative of ``narrative_type``. ``limit_*`` keep the first N of a bucket; the
-    users left out are not used, but stay outside ``heldout`` (the rule never changes).
+    reference narrative of ``narrative_type``. The prompts are those a run of ``task`` sends
+    the narrator: critiques shown exactly when the task reveals them (the leading critique is
+    the example's, None on a task without critiques, as :func:`regen_bench.tasks.build_task`
+    makes it). ``limit_*`` keep the first N of a bucket; the users left out are not used, but
+    stay outside ``heldout`` (the rule never changes).
     """
+    critiques = _task_critiques(task)
     buckets: dict[str, list[Pair]] = {b: [] for b in BUCKETS if b != "heldout"}
     counts = dict.fromkeys(BUCKETS, 0)
     for user in ds.users:
@@ -157,9 +165,10 @@ def build_pairs(
             user,
             n,
             int(user.items[n]),
-            user.critiques[n],
+            user.critiques[n] if critiques else None,
             narrative_type,
             prompt_config,
+            show_critiques=critiques,
         )
         buckets[bucket].append(Pair(user.user_id, prompt, reference.strip()))
     train = buckets["train"][:limit_train]
@@ -171,6 +180,16 @@ def build_pairs(
             "--heldout-fraction/--valid-fraction"
         )
     return train, valid, counts
+
+
+def _task_critiques(task: str) -> bool:
+    """Whether ``task``'s narrator prompts show critiques; ValueError unless it narrates."""
+    if task not in narrating_tasks():
+        raise ValueError(
+            f"--task must be a task that writes narratives ({', '.join(narrating_tasks())}), "
+            f"got '{task}'"
+        )
+    return TASKS[task].uses_critique
 
 
 def _check_out_dir(out: Path) -> None:
@@ -191,6 +210,7 @@ def finetune(
     narrative_type: str,
     out: str | os.PathLike[str],
     *,
+    task: str = DEFAULT_TASK,
     base_model: str = DEFAULT_BASE_MODEL,
     trainer: str = DEFAULT_TRAINER,
     partition: UserPartition | None = None,
@@ -205,13 +225,15 @@ def finetune(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> FinetuneManifest:
-    """Fine-tune ``base_model`` as the narrator of ``narrative_type`` and write folder ``out``."""
+    """Fine-tune ``base_model`` as the narrator of ``narrative_type`` on ``task``'s prompts
+    and write folder ``out``."""
     if not is_main_process():
         progress, log = False, lambda _m: None
     if narrative_type not in NARRATIVE_TYPES:
         raise ValueError(
             f"unknown narrative type '{narrative_type}' (one of {', '.join(NARRATIVE_TYPES)})"
         )
+    _task_critiques(task)
     for name, value in (("--limit-users", limit_users), ("--limit-valid", limit_valid)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1")
@@ -233,12 +255,14 @@ def finetune(
         narrative_type,
         partition,
         prompt_config,
+        task=task,
         limit_train=limit_users,
         limit_valid=limit_valid,
     )
     log(
         f"dataset {ds.name}: users with a '{narrative_type}' reference per bucket {counts}; "
-        f"fine-tuning on {len(train)} train / {len(valid)} valid users"
+        f"fine-tuning on {len(train)} train / {len(valid)} valid users, '{task}' prompts "
+        f"({'with' if TASKS[task].uses_critique else 'without'} critiques)"
     )
     spec = FinetuneSpec(
         base_model=base_model,
@@ -253,6 +277,7 @@ def finetune(
             "trainer": trainer,
             "base_model": base_model,
             "narrative_type": narrative_type,
+            "task": task,
             "dataset": {"name": ds.name, "fingerprint": ds.fingerprint, "users": len(ds.users)},
             "partition": {
                 "method": PARTITION_METHOD,
@@ -280,6 +305,7 @@ __all__ = [
     "BUCKETS",
     "DEFAULT_BASE_MODEL",
     "DEFAULT_SALT",
+    "DEFAULT_TASK",
     "DEFAULT_TRAINER",
     "LOG_FILE",
     "MANIFEST_FILE",
@@ -298,5 +324,6 @@ __all__ = [
     "finetuned_narrator",
     "is_main_process",
     "manifest_sha256",
+    "narrating_tasks",
     "read_manifest",
 ]

@@ -2,9 +2,11 @@
 
 A narrator fine-tuned on a user's narrative has seen that user's test reference, so users are
 split by a salted hash of their id (:class:`UserPartition`) and only ``heldout`` users are
-scored. The folder's ``narrator-finetune.json`` (:class:`FinetuneManifest`) records the rule and
-the prompt settings; :func:`finetuned_narrator` adopts them for a conversational run. Writing
-such a folder is :mod:`regen_bench.finetune`'s job.
+scored. The folder's ``narrator-finetune.json`` (:class:`FinetuneManifest`) records the rule,
+the prompt settings and the task whose prompts it learnt (with or without critiques);
+:func:`finetuned_narrator` adopts them for a narrating run and :func:`check_narrator_task`
+refuses a run whose task shows the narrator other prompts. Writing such a folder is
+:mod:`regen_bench.finetune`'s job.
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from regen_bench.fileio import field_error, read_json
 from regen_bench.narrator import PROMPT_VERSION, NarratorConfig
+from regen_bench.tasks import TASKS
 
 MANIFEST_FILE = "narrator-finetune.json"
 MANIFEST_KIND: Literal["regen-bench narrator fine-tune"] = "regen-bench narrator fine-tune"
 BUCKETS: tuple[str, ...] = ("train", "valid", "heldout")
 DEFAULT_SALT = "regen-narrator-v1"
+#: The task whose prompts a narrator learns unless told (and of manifests that name none: they
+#: were all fine-tuned on its prompts, critiques included).
+DEFAULT_TASK = "conversational"
 PARTITION_METHOD = "sha256(salt + '\\0' + user_id), first 8 bytes / 2**64"
 
 
@@ -107,6 +113,8 @@ class FinetuneManifest(_Strict):
     base_model: str
     base_source: str
     narrative_type: str
+    #: The narrating task whose prompts the pairs were (its critiques shown or not).
+    task: str = DEFAULT_TASK
     dataset: dict[str, Any]
     partition: PartitionInfo
     prompt: PromptInfo
@@ -120,6 +128,23 @@ class FinetuneManifest(_Strict):
     best_valid_loss: float
     stopped: str
     train_s: float = Field(ge=0)
+
+    @field_validator("task")
+    @classmethod
+    def _narrating_task(cls, value: str) -> str:
+        if value not in narrating_tasks():
+            raise ValueError(f"must be a narrating task ({', '.join(narrating_tasks())})")
+        return value
+
+    @property
+    def critiques(self) -> bool:
+        """Whether the training prompts showed critiques (those of :attr:`task` do)."""
+        return TASKS[self.task].uses_critique
+
+
+def narrating_tasks() -> list[str]:
+    """The tasks that write a narrative, in registry order: those a narrator can learn."""
+    return [name for name, task in TASKS.items() if task.generates]
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> FinetuneManifest | None:
@@ -140,6 +165,40 @@ def manifest_sha256(folder: str | os.PathLike[str]) -> str:
     return hashlib.sha256((Path(folder) / MANIFEST_FILE).read_bytes()).hexdigest()
 
 
+def _folder_manifest(cfg: NarratorConfig) -> tuple[str, FinetuneManifest] | None:
+    """The narrator's ``model`` and its manifest, when it is a fine-tuned folder."""
+    model = cfg.backend_options.get("model")
+    if not isinstance(model, str) or not Path(model).expanduser().is_dir():
+        return None
+    manifest = read_manifest(Path(model).expanduser())
+    return None if manifest is None else (model, manifest)
+
+
+def _shows(critiques: bool) -> str:
+    return "with critiques" if critiques else "without critiques"
+
+
+def check_narrator_task(cfg: NarratorConfig, task: str) -> None:
+    """A fine-tuned narrator (``cfg``'s ``model`` folder) learnt prompts of ``task``'s kind.
+
+    The narrator's prompt shows critiques exactly when the run's task does
+    (:func:`regen_bench.narrator.build_prompt`), so a narrator fine-tuned on the prompts of a
+    task that differs there would be asked something it never saw, and one trained with
+    critiques would carry them into a task that has none. ValueError in one line otherwise.
+    """
+    found = _folder_manifest(cfg)
+    if found is None:
+        return
+    model, manifest = found
+    wanted = TASKS[task].uses_critique
+    if manifest.critiques != wanted:
+        raise ValueError(
+            f"fine-tuned narrator {model} learnt prompts {_shows(manifest.critiques)} "
+            f"(--task {manifest.task}), this run's task '{task}' prompts {_shows(wanted)}: "
+            f"fine-tune it with --task {task}"
+        )
+
+
 def finetuned_narrator(
     cfg: NarratorConfig, explicit: dict[str, Any], narrative_type: str
 ) -> tuple[NarratorConfig, FinetuneManifest | None]:
@@ -148,13 +207,12 @@ def finetuned_narrator(
     The prompt settings the narrator was trained with are adopted unless given explicitly
     (``explicit``: the ``narrator.*`` options of the run); a different value, another narrative
     type or prompt version is an error (the narrator would be asked something it never saw).
+    Whether its task matches the run's is :func:`check_narrator_task`'s (the run's preflight).
     """
-    model = cfg.backend_options.get("model")
-    if not isinstance(model, str) or not Path(model).expanduser().is_dir():
+    found = _folder_manifest(cfg)
+    if found is None:
         return cfg, None
-    manifest = read_manifest(Path(model).expanduser())
-    if manifest is None:
-        return cfg, None
+    model, manifest = found
     where = f"fine-tuned narrator {model}"
     if manifest.narrative_type != narrative_type:
         raise ValueError(
@@ -181,6 +239,7 @@ def finetuned_narrator(
 __all__ = [
     "BUCKETS",
     "DEFAULT_SALT",
+    "DEFAULT_TASK",
     "MANIFEST_FILE",
     "PARTITION_METHOD",
     "CurvePoint",
@@ -188,7 +247,9 @@ __all__ = [
     "PartitionInfo",
     "PromptInfo",
     "UserPartition",
+    "check_narrator_task",
     "finetuned_narrator",
     "manifest_sha256",
+    "narrating_tasks",
     "read_manifest",
 ]

@@ -52,3 +52,12 @@ class Model(abc.ABC):
     def num_parameters(self) -> int | None:
         """Number of trainable parameters, or None when the notion does not apply."""
         return None
+
+    def weights(self) -> dict[str, str]:
+        """Option -> pin of every pretrained weight the model loaded (by hub id or from disk).
+
+        Give each with :func:`regen_bench.weights.pin` (``pin(option value, resolved path)``):
+        the run records them under ``model.<option>`` in the result and its signature, so
+        runs on other weights are never compared. Models trained from scratch load none.
+        """
+        return {}

@@ -6,6 +6,8 @@ User Critique: .. END``, then ``The last item purchase is: <id>`` and ``Predict 
 type> for the last purchased item.`` Two documented additions make the prompt usable by a
 general-purpose LLM that has never seen the item ids: the last item is followed by its title and
 category, and by the critique that led the user to it (the conversational task reveals it).
+On a task that hides critiques (``narrative``: history -> item + narrative) the prompt has no
+``User Critique`` field at all, in the history or for the last item.
 
 Which item is narrated is an explicit choice recorded in every result: ``target`` (the true next
 item: the paper's upper bound, Tables 4-5) or ``top1`` (the ranking model's own first choice).
@@ -109,11 +111,15 @@ def build_prompt(
     critique: str | None,
     narrative_type: str,
     config: NarratorConfig,
+    *,
+    show_critiques: bool = True,
 ) -> str:
     """The paper's prompt for narrating item ``narrated`` after the first ``n_history`` purchases.
 
     Only purchases before the narrated one are shown (their reviews and ratings are known);
     nothing about the held-out purchase leaks except what the task reveals (its critique).
+    ``show_critiques=False`` (a task without critiques) leaves every critique out, ``user``'s
+    and ``critique``, with their ``User Critique`` fields.
     """
     if narrative_type not in NARRATIVE_PHRASES:
         raise ValueError(f"unknown narrative type '{narrative_type}'")
@@ -126,16 +132,17 @@ def build_prompt(
         review = _clip(f"{summary}. {text}" if summary and text else summary or text, lim)
         crit = user.critiques[pos] if pos < len(user.critiques) else None
         lead = "First item purchase is" if pos == start else "Next item purchase is"
+        said = f" User Critique: {crit or 'none'}" if show_critiques else ""
         parts.append(
             f"{lead} START ID: {item.asin} Title: {item.title} Category: {_category(item)} "
             f"Description: {_clip(item.description, lim) or 'none'} Price: {_price(item)} "
-            f"Rating: {float(user.ratings[pos]):g} User Review: {review or 'none'} "
-            f"User Critique: {crit or 'none'} END."
+            f"Rating: {float(user.ratings[pos]):g} User Review: {review or 'none'}{said} END."
         )
     last = catalog[narrated]
+    said = f" User Critique: {critique or 'none'}" if show_critiques else ""
     parts.append(
         f"The last item purchase is: {last.asin} Title: {last.title} "
-        f"Category: {_category(last)} User Critique: {critique or 'none'}"
+        f"Category: {_category(last)}{said}"
     )
     parts.append(f"Predict the {NARRATIVE_PHRASES[narrative_type]} for the last purchased item.")
     return "\n".join(parts)
@@ -157,6 +164,17 @@ class NarrationOutput:
     usage: dict[str, Any]
     backend: str
     model: str
+    #: Role -> pin of the weights the backend loaded (see :func:`backend_weights`).
+    weights: dict[str, str] = field(default_factory=dict)
+
+
+def backend_weights(backend: object) -> dict[str, str]:
+    """Role -> pin of the weights an LLM backend loaded, from its optional ``weights()``
+    (option -> :func:`regen_bench.weights.pin`): ``narrator`` for its ``model``,
+    ``narrator.<option>`` for any other; none for a remote API."""
+    own = getattr(backend, "weights", None)
+    pins: dict[str, str] = own() if callable(own) else {}
+    return {"narrator" if k == "model" else f"narrator.{k}": v for k, v in pins.items()}
 
 
 def narrate(
@@ -169,12 +187,15 @@ def narrate(
     *,
     cache_path: str | None,
     progress: bool = True,
+    show_critiques: bool = True,
 ) -> NarrationOutput:
     """Ask the configured LLM backend for one narrative per example (answers in input order).
 
     ``users[i]`` is the full sequence of ``examples[i]``'s user (reviews and ratings of the
-    history come from it). Failed requests give empty text and their error, never an exception:
-    a long run keeps what it finished (the request cache makes a rerun resume).
+    history come from it); ``show_critiques=False`` (a task without critiques) keeps every
+    critique out of the prompts (see :func:`build_prompt`). Failed requests give empty text
+    and their error, never an exception: a long run keeps what it finished (the request cache
+    makes a rerun resume).
     """
     from regen_bench.llm import LLMRequest, make_client
 
@@ -188,7 +209,14 @@ def narrate(
         LLMRequest(
             system=SYSTEM_PROMPT,
             prompt=build_prompt(
-                catalog, user, len(ex.history), item, ex.critique, narrative_type, config
+                catalog,
+                user,
+                len(ex.history),
+                item,
+                ex.critique,
+                narrative_type,
+                config,
+                show_critiques=show_critiques,
             ),
             temperature=config.temperature,
             max_tokens=config.max_tokens,
@@ -197,6 +225,8 @@ def narrate(
         for user, ex, item in zip(users, examples, narrated, strict=True)
     ]
     try:
+        # Before generating: a backend whose weights cannot be pinned wastes no requests.
+        weights = backend_weights(client.backend)
         answers = client.complete_many(requests, progress=progress)
     finally:
         client.close()
@@ -206,4 +236,5 @@ def narrate(
         usage=client.usage(),
         backend=config.backend,
         model=client.backend.model,
+        weights=weights,
     )

@@ -1,8 +1,11 @@
 """Plugin manager: loads entry points of group ``regen_bench`` and keeps the registries.
 
 First-party plugins are found exactly like third-party ones, through entry points. A plugin
-that fails to import or to register is reported (``regen-bench plugins``) and skipped, unless
-``REGEN_BENCH_STRICT_PLUGINS=1``; ``REGEN_BENCH_PLUGINS=a,b`` loads only those entry points.
+that fails to import or to register is reported (``regen-bench plugins``, and one warning line
+on stderr) and skipped, unless ``REGEN_BENCH_STRICT_PLUGINS=1``; ``REGEN_BENCH_PLUGINS=a,b``
+loads only those entry points. First-party plugins load first and keep their names: a
+third-party plugin that registers one of them, or takes one of their entry-point names, is
+refused (reported naming both) and the first-party one stays.
 Hooks are called through pluggy, one plugin at a time, so ``specname``, ``tryfirst`` and plugin
 names work as pluggy documents them; what a plugin registers is checked against
 :class:`regen_bench.hookspecs.Register` before it enters a registry.
@@ -13,7 +16,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import logging
 import os
+import re
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +35,11 @@ from regen_bench.tasks import TASKS
 ENTRY_POINT_GROUP = "regen_bench"
 ENV_STRICT = "REGEN_BENCH_STRICT_PLUGINS"
 ENV_ALLOW = "REGEN_BENCH_PLUGINS"
+#: The distribution that ships the core and the first-party plugins, and their package.
+FIRST_PARTY_DIST = "regen-bench"
+FIRST_PARTY_PACKAGE = "regen_bench_plugins"
+
+log = logging.getLogger(__name__)
 
 
 class PluginError(RuntimeError):
@@ -96,6 +106,14 @@ class PluginInfo:
     distribution: str = ""
     registered: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    #: Shipped with the harness (package ``regen_bench_plugins`` of ``regen-bench``).
+    first_party: bool = False
+
+    def describe(self) -> str:
+        """``first-party plugin 'x' (regen-bench 0.1.0)``: who a message is about."""
+        origin = f"{self.distribution} {self.version}".strip()
+        who = "first-party plugin" if self.first_party else "plugin"
+        return f"{who} '{self.name}'" + (f" ({origin})" if origin else "")
 
 
 def lazy(target: str) -> Callable[..., Any]:
@@ -114,6 +132,21 @@ def lazy(target: str) -> Callable[..., Any]:
     factory.__qualname__ = factory.__name__ = f"lazy({target})"
     factory.target = target  # type: ignore[attr-defined]
     return factory
+
+
+def _is_first_party(ep: metadata.EntryPoint) -> bool:
+    """An entry point of the harness's own distribution into its plugin package."""
+    dist = ep.dist.metadata["Name"] if ep.dist else ""
+    module = ep.value.partition(":")[0].strip()
+    return re.sub(r"[-_.]+", "-", dist or "").lower() == FIRST_PARTY_DIST and (
+        module == FIRST_PARTY_PACKAGE or module.startswith(FIRST_PARTY_PACKAGE + ".")
+    )
+
+
+def _exception_text(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})" if exc.code is not None else "called sys.exit()"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _env_strict() -> bool:
@@ -232,14 +265,18 @@ class PluginManager:
 
     # -- loading -------------------------------------------------------------------------
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        """Load every entry point of ``group`` (restricted by ``REGEN_BENCH_PLUGINS``)."""
+        """Load every entry point of ``group`` (restricted by ``REGEN_BENCH_PLUGINS``).
+
+        First-party entry points load first, so their names are taken before any third
+        party's: a clash is then the third party's failure (see :meth:`_add`).
+        """
         allow_env = os.environ.get(ENV_ALLOW, "").strip()
         allow = {a.strip() for a in allow_env.split(",") if a.strip()} if allow_env else None
-        seen: set[str] = set()
-        for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
-            if ep.name in seen or (allow is not None and ep.name not in allow):
+        taken: dict[str, tuple[PluginInfo, str]] = {}  # entry-point name -> (info, value)
+        eps = [(not _is_first_party(ep), ep.name, ep) for ep in metadata.entry_points(group=group)]
+        for _, _, ep in sorted(eps, key=lambda t: t[:2]):
+            if allow is not None and ep.name not in allow:
                 continue
-            seen.add(ep.name)
             dist = ep.dist
             info = PluginInfo(
                 name=ep.name,
@@ -247,11 +284,28 @@ class PluginManager:
                 source="entry point",
                 version=dist.version if dist else "",
                 distribution=dist.metadata["Name"] if dist else "",
+                first_party=_is_first_party(ep),
             )
+            if ep.name in taken:
+                owner, value = taken[ep.name]
+                if (owner.distribution, value) != (info.distribution, ep.value):
+                    self._fail(
+                        info,
+                        f"entry-point name '{ep.name}' is already taken by {owner.describe()}; "
+                        "not imported",
+                    )
+                continue  # else the same entry point listed twice
+            taken[ep.name] = info, ep.value
             try:
                 module = ep.load()
-            except Exception as exc:  # any import failure of a plugin is reported, not fatal
-                self._fail(info, f"import failed: {type(exc).__name__}: {exc}", exc)
+            except KeyboardInterrupt:
+                # Not a plugin failure we could tell from the user's Ctrl-C during loading,
+                # which must stop the program as it would anywhere else.
+                raise
+            except (Exception, SystemExit) as exc:
+                # Any import failure is the plugin's own, reported and skipped; SystemExit
+                # too (a module calling sys.exit() at import must not end every command).
+                self._fail(info, f"import failed: {_exception_text(exc)}", exc)
                 continue
             self._add(module, info)
 
@@ -266,6 +320,15 @@ class PluginManager:
         if self.strict:
             detail = "".join(traceback.format_exception(exc)) if exc else ""
             raise PluginError(f"plugin '{info.name}' ({info.module}): {message}\n{detail}")
+        log.warning(
+            "regen-bench: warning: %s skipped: %s (see `regen-bench plugins`)",
+            info.describe(),
+            message,
+        )
+
+    def _loaded(self, name: str) -> PluginInfo | None:
+        """The loaded (not failed) plugin named ``name``."""
+        return next((p for p in self.infos if p.name == name and p.error is None), None)
 
     def _add(self, plugin: object, info: PluginInfo) -> None:
         try:
@@ -285,6 +348,12 @@ class PluginManager:
                 self._call_hook(plugin, hook_name, _stager(kind, info.name, staged))
             for entry in staged:
                 owner = self.entries[entry.kind].get(entry.name)
+                owner_info = self._loaded(owner.plugin) if owner else None
+                if owner_info is not None and owner_info.first_party and not info.first_party:
+                    raise PluginError(
+                        f"{entry.kind} '{entry.name}' belongs to {owner_info.describe()}; "
+                        "a third-party plugin may not take it over"
+                    )
                 if (
                     owner is not None
                     or sum(e.kind == entry.kind and e.name == entry.name for e in staged) > 1
@@ -294,9 +363,12 @@ class PluginManager:
                         f"duplicate {entry.kind} name '{entry.name}' "
                         f"(already registered by '{who}')"
                     )
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise  # the user's Ctrl-C, as at import
+        except (Exception, SystemExit) as exc:
             self.pm.unregister(plugin)
-            self._fail(info, f"registration failed: {exc}", exc)
+            reason = _exception_text(exc) if isinstance(exc, SystemExit) else str(exc)
+            self._fail(info, f"registration failed: {reason}", exc)
             return
         for entry in staged:
             self.entries[entry.kind][entry.name] = entry

@@ -10,7 +10,8 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,21 +21,58 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from regen_bench.fileio import atomic_write, field_error, read_json
+from regen_bench.fileio import (
+    atomic_write,
+    field_error,
+    publish_pair,
+    read_json,
+    remove_stale_temps,
+    write_temp,
+)
 from regen_bench.metrics.ranking import METRIC_NAMES, TIE_POLICIES, metrics_from_counts
 from regen_bench.metrics.text import ROUGE_TYPES, lexical_metrics, text_signature
+from regen_bench.weights import short
 
 SCHEMA_VERSION: Literal[1] = 1
 #: Prefix of metrics computed on the test examples whose target purchase carries a critique.
 CRITIQUED_PREFIX = "critiqued/"
+#: C0 and C1 control characters (newline, CR, tab, NUL, ...) and DEL.
+_CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        # Names, versions and keys reach leaderboard pages and one-line messages, where a
+        # newline or NUL would split a table row or a line; none is ever legitimate there.
+        # Free-form dicts (configs, logs) are not checked: only str, list[str], dict[str, str].
+        annotation = cls.model_fields[info.field_name or ""].annotation
+        texts: list[tuple[str, str]]  # (where in the field, text)
+        if isinstance(value, str):
+            texts = [("", value)]
+        elif isinstance(value, list) and annotation == list[str]:
+            texts = [(f"item {i} ", text) for i, text in enumerate(value)]
+        elif isinstance(value, dict) and annotation in (dict[str, str], dict[str, str] | None):
+            texts = [(f"key {k!r} ", k) for k in value]
+            texts += [(f"value of {k!r} ", v) for k, v in value.items()]
+        else:
+            return value
+        for where, text in texts:
+            bad = _CONTROL_CHAR.search(text)
+            if bad is not None:
+                raise ValueError(
+                    f"{where}contains the control character {bad.group()!r}; "
+                    "names, versions and keys must be one line of printable text"
+                )
+        return value
 
 
 class ModelInfo(_Strict):
@@ -110,12 +148,30 @@ class NarratorFinetune(_Strict):
     best_valid_loss: float
 
 
+class TextUsers(_Strict):
+    """The user partition of a model that writes narratives itself and trained its text on
+    some users' reference narratives (LUMEN's text loss).
+
+    The rule is the fine-tuned narrator's (:class:`regen_bench.finetune.UserPartition`, the
+    same salt and fractions give the same buckets): the model's text trained only on users
+    outside ``heldout``, and only ``heldout`` users are scored (the others' samples carry
+    ``text_excluded``). Ranking metrics stay on every test user.
+    """
+
+    method: str
+    salt: str
+    heldout_fraction: float = Field(gt=0, lt=1)
+    #: Training users whose reference narrative reached the text loss.
+    trained_users: int = Field(ge=0)
+
+
 #: Text-metric config keys every narrated result records (see ``text_signature``).
 LEXICAL_CONFIG_KEYS = ("bleu", "rouge_headline", "rouge_stemmer", "rouge_version")
 
 
 class Narration(_Strict):
-    """How the narratives of a conversational run were produced and scored."""
+    """How the narratives of a narrating run (``narrative``, ``conversational``) were produced
+    and scored."""
 
     #: "narrator": a ranking model + an LLM backend; "model": the model writes them itself.
     generator: Literal["narrator", "model"]
@@ -132,10 +188,14 @@ class Narration(_Strict):
     #: Generations that failed and were scored as empty text.
     failed: int = Field(ge=0)
     usage: dict[str, Any] = Field(default_factory=dict)
-    #: Test examples left out of the text metrics: their users trained the narrator (their
-    #: samples carry ``text_excluded``; nothing was generated for them).
+    #: Test examples left out of the text metrics: their users trained the narrator, or the
+    #: text of a model writing its own (their samples carry ``text_excluded``; nothing was
+    #: generated for them).
     excluded: int = Field(default=0, ge=0)
     finetune: NarratorFinetune | None = None
+    #: The partition of a model that writes its own narratives (absent: it trained no text on
+    #: the dataset's narratives, or it predates the partition).
+    text_users: TextUsers | None = None
 
     @field_validator("text_config")
     @classmethod
@@ -150,6 +210,14 @@ class Narration(_Strict):
         if missing:
             raise ValueError(f"lacks {', '.join(repr(k) for k in missing)}")
         return value
+
+    @model_validator(mode="after")
+    def _partition_matches_generator(self) -> Narration:
+        if self.finetune is not None and self.generator != "narrator":
+            raise ValueError("'finetune' describes a narrator: generator must be 'narrator'")
+        if self.text_users is not None and self.generator != "model":
+            raise ValueError("'text_users' describes a model's own text: generator must be 'model'")
+        return self
 
 
 #: Allowed range of each text metric (BLEU/ROUGE/BERTScore x100, cosine as is).
@@ -211,6 +279,9 @@ class Result(_Strict):
     narration: Narration | None = None
     #: Set when the model options came from ``regen-bench tune`` (absent otherwise).
     tuning: Tuning | None = None
+    #: Role (``model.<option>``, ``narrator``, ``embedder``, ``bertscore``) -> the exact
+    #: weights it loaded (:func:`regen_bench.weights.pin`); absent when the run loaded none.
+    weights: dict[str, str] | None = None
     samples_file: str
     samples_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     signature: str
@@ -236,6 +307,18 @@ class Result(_Strict):
                 raise ValueError(
                     f"metric '{name}' = {number} is not a finite value in [{low:g}, {high:g}]"
                 )
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _pins_well_formed(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        # A run that loaded no weights writes no key at all (see _result_bytes).
+        if value is not None and not value:
+            raise ValueError("is empty (leave the key out when a run loaded no weights)")
+        for role, pinned in (value or {}).items():
+            ref, _, rev = pinned.rpartition("@")
+            if not role or not ref or not rev:
+                raise ValueError(f"value of {role!r} = {pinned!r} is not 'reference@revision'")
         return value
 
     @model_validator(mode="after")
@@ -288,32 +371,69 @@ def signature(result: Result) -> str:
         gen = n.generator if n.backend is None else f"{n.backend}/{n.llm_model}"
         prompt = f"|prompt:v{n.prompt_version}" if n.prompt_version is not None else ""
         parts.append(f"gen:{gen}|cond:{n.condition}{prompt}")
-        if n.finetune is not None:  # text metrics on the held-out users only
-            ft = n.finetune
-            parts.append(f"text-users:heldout@{ft.salt}/{ft.heldout_fraction:g}")
+        # Text metrics on the held-out users only: the same part for a fine-tuned narrator and
+        # a model that trained its own text, so their columns compare.
+        users = n.finetune or n.text_users
+        if users is not None:
+            parts.append(f"text-users:heldout@{users.salt}/{users.heldout_fraction:g}")
         parts.append(text_signature(n.text_config))
+    if result.weights:
+        parts.append(f"weights:{short(result.weights)}")
     return "|".join(parts)
 
 
+def _samples_lines(samples: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    for s in samples:
+        yield (json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _result_bytes(result: Result) -> bytes:
+    # Pretty, sorted keys: stable diffs. An untuned run writes no "tuning" key and a run that
+    # loaded no weights no "weights" key, so its file reads as it did before they existed.
+    exclude = {k for k in ("tuning", "weights") if getattr(result, k) is None}
+    doc = result.model_dump(mode="json", exclude=exclude or None)
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
 def write_samples(path: Path, samples: Iterable[dict[str, Any]]) -> str:
-    """Write the per-sample jsonl atomically; return its sha256."""
-    return atomic_write(
-        path,
-        (
-            (json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-            for s in samples
-        ),
-    )
+    """Write the per-sample jsonl atomically; return its sha256 (alone: a run writes the pair
+    with :func:`write_result_pair`)."""
+    return atomic_write(path, _samples_lines(samples))
 
 
 def write_result(path: Path, result: Result) -> None:
-    """Write the result JSON atomically (pretty, sorted keys: stable diffs)."""
-    # An untuned run writes no "tuning" key, so its file reads as it did before tuning existed.
-    exclude = {"tuning"} if result.tuning is None else None
-    text = (
-        json.dumps(result.model_dump(mode="json", exclude=exclude), indent=2, sort_keys=True) + "\n"
-    )
-    atomic_write(path, [text.encode("utf-8")])
+    """Write the result JSON atomically (alone: a run writes the pair with
+    :func:`write_result_pair`)."""
+    atomic_write(path, [_result_bytes(result)])
+
+
+def write_result_pair(
+    result_path: Path,
+    samples_path: Path,
+    samples: Iterable[dict[str, Any]],
+    make_result: Callable[[str, str], Result],
+) -> Result:
+    """Write a result and its per-sample file so that ``validate`` passes on whatever is left.
+
+    Both are written in full to hidden temp files first; ``make_result(samples_file,
+    samples_sha256)`` builds the result once the samples' hash is known. Then the old result
+    is removed, the samples renamed into place and the result last
+    (:func:`~regen_bench.fileio.publish_pair`). Interrupted before that (Ctrl-C, or killed),
+    the old pair stays as it was; Ctrl-C during it is held back until both are in place; a
+    process killed during it leaves at most a samples file with no result, which nothing
+    reads and the next run replaces. Temp files of killed runs are removed first.
+    """
+    for path in (samples_path, result_path):
+        remove_stale_temps(path)
+    samples_tmp, sha = write_temp(samples_path, _samples_lines(samples), durable=True)
+    try:
+        result = make_result(samples_path.name, sha)
+        result_tmp, _ = write_temp(result_path, [_result_bytes(result)], durable=True)
+    except BaseException:
+        samples_tmp.unlink(missing_ok=True)
+        raise
+    publish_pair((samples_tmp, samples_path), (result_tmp, result_path))
+    return result
 
 
 class ResultError(ValueError):

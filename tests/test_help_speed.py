@@ -37,7 +37,7 @@ def test_import_regen_bench_is_light_and_its_names_still_resolve() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == (
-        "True ['conversational', 'critique', 'sequential'] Model True Catalog"
+        "True ['conversational', 'critique', 'narrative', 'sequential'] Model True Catalog"
     )
 
 
@@ -69,7 +69,7 @@ def test_top_level_help_lists_every_subcommand_and_the_exit_statuses(
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    assert "dataset tools (synth, info, export, prepare, import)" in out
+    assert "dataset tools (synth, info, export, prepare, import, merge)" in out
     assert "leaderboard" in out and "narrator tools (finetune)" in out
     for line in (
         "exit status (a failure prints one line on stderr, prefixed by its kind):",

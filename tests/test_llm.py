@@ -209,18 +209,16 @@ def test_500_is_retried_then_reported_not_raised(server: FakeChatServer) -> None
     assert client.complete(REQ).ok and server.hits == 4
 
 
-def test_timeout_is_retried(server: FakeChatServer) -> None:
+def test_timeout_is_not_sent_again(server: FakeChatServer) -> None:
+    # The server still works on an abandoned request: sending it again doubles its work.
     server.script = [("sleep", 3.0)]
-    client = client_for(server, timeout_s=0.2)
+    client = client_for(server, timeout_s=0.2, timeout_per_token_s=0)
     start = time.perf_counter()
     resp = client.complete(REQ)
-    assert resp.ok and server.hits == 2
     assert time.perf_counter() - start < 2.5  # the slow answer was not waited for
-    server.script = [("sleep", 1.0)] * 2
-    failed = client_for(server, timeout_s=0.2, max_retries=1).complete(
-        LLMRequest(system="", prompt="another")
-    )
-    assert failed.error is not None and "Timeout" in failed.error
+    assert server.hits == 1 and resp.error is not None
+    assert resp.error.startswith("RequestTimeout: server too slow: no answer within 0.2 s")
+    assert client.usage()["timeouts"] == 1 and client.usage()["retries"] == 0
 
 
 def test_malformed_body_is_retried(server: FakeChatServer) -> None:
@@ -553,3 +551,216 @@ def test_resolve_local_model_errors(tmp_path: Path) -> None:
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "config.json").write_text("{}")
     assert resolve_local_model(tmp_path / "ckpt") == tmp_path / "ckpt"
+
+
+# -- slow servers: timeouts sized to the request, no re-send, streaming --------------------
+
+
+class SlowChatServer:
+    """An OpenAI-compatible server that, like a real one, keeps working on a request whose
+    client gave up (non-streamed), and stops a streamed one when the client disconnects.
+
+    A plain request is answered after ``delay_s``; a streamed one sends ``pieces`` one every
+    ``gap_s`` seconds (after ``delay_s``), then the usage chunk. ``duplicates`` counts
+    requests that arrived while an identical one (same messages) was still being worked on.
+    """
+
+    def __init__(self, delay_s: float = 0.0, gap_s: float = 0.0, pieces: int = 5) -> None:
+        self.delay_s, self.gap_s, self.pieces = delay_s, gap_s, pieces
+        self.hits = 0
+        self.duplicates = 0
+        self.abandoned_streams = 0
+        self.running: dict[str, int] = {}
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                key = json.dumps(body["messages"], sort_keys=True)
+                with server.lock:
+                    server.hits += 1
+                    server.duplicates += server.running.get(key, 0) > 0
+                    server.running[key] = server.running.get(key, 0) + 1
+                try:
+                    time.sleep(server.delay_s)
+                    if body.get("stream"):
+                        self._stream(body)
+                    else:
+                        self._answer(body)
+                finally:
+                    with server.lock:
+                        server.running[key] -= 1
+
+            def _chunk(self, body: dict[str, Any], **fields: Any) -> dict[str, Any]:
+                return {
+                    "id": "s1",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": body["model"] + "-served",
+                    **fields,
+                }
+
+            def _answer(self, body: dict[str, Any]) -> None:
+                text = " ".join(f"w{i}" for i in range(server.pieces))
+                answer = {
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"] + "-served",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 4, "completion_tokens": server.pieces},
+                }
+                payload = json.dumps(answer).encode()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+
+            def _stream(self, body: dict[str, Any]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                usage = {"prompt_tokens": 4, "completion_tokens": server.pieces}
+                events = [self._chunk(body, choices=[{"index": 0, "delta": {"role": "assistant"}}])]
+                for i in range(server.pieces):
+                    piece = f"w{i}" if i == 0 else f" w{i}"
+                    events.append(
+                        self._chunk(body, choices=[{"index": 0, "delta": {"content": piece}}])
+                    )
+                events.append(self._chunk(body, choices=[], usage=usage))
+                try:
+                    for i, event in enumerate(events):
+                        if 0 < i <= server.pieces:
+                            time.sleep(server.gap_s)
+                        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                        self.wfile.flush()
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    with server.lock:  # the client hung up: stop generating, as servers do
+                        server.abandoned_streams += 1
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def idle(self) -> bool:
+        with self.lock:
+            return not any(self.running.values())
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def slow_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowChatServer]:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    srv = SlowChatServer()
+    yield srv
+    srv.close()
+
+
+def slow_client(srv: SlowChatServer, **kw: Any) -> LLMClient:
+    return make_client("openai", model="m", base_url=srv.url, **{**FAST, **kw})
+
+
+def wait_until(cond: Any, limit_s: float = 5.0) -> bool:
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return bool(cond())
+
+
+def test_timeouts_lower_concurrency_and_never_resend_a_running_request(
+    slow_server: SlowChatServer,
+) -> None:
+    slow_server.delay_s = 1.0  # every answer outlives the client's 0.2 s timeout
+    client = slow_client(
+        slow_server, timeout_s=0.2, timeout_per_token_s=0, concurrency=4, max_retries=5
+    )
+    requests = [LLMRequest(system="", prompt=f"user {i}") for i in range(6)]
+    answers = client.complete_many(requests, progress=False)
+    assert wait_until(slow_server.idle)
+    # Each request reached the server exactly once, and none while its twin was running.
+    assert slow_server.hits == 6 and slow_server.duplicates == 0
+    for a in answers:
+        assert a.error is not None and "server too slow: no answer within 0.2 s" in a.error
+        assert "not sent again" in a.error and "Raise timeout_s" in a.error
+    usage = client.usage()
+    assert usage["timeouts"] == 6 and usage["retries"] == 0 and usage["calls"] == 6
+    assert usage["concurrency_now"] == 1  # halved on every timeout: 4 -> 2 -> 1
+
+
+def test_timeout_is_sized_to_the_request(slow_server: SlowChatServer) -> None:
+    client = slow_client(slow_server, timeout_s=0.2, timeout_per_token_s=0.004)
+    long_prompt = LLMRequest(system="", prompt="x" * 4000, max_tokens=100)
+    # floor + allowance x (max_tokens + a tenth of the prompt's chars / 4)
+    assert client.timeout_for(long_prompt) == pytest.approx(0.2 + 0.004 * (100 + 100))
+    slow_server.delay_s = 0.5
+    # 256 tokens may take 0.2 + 1.02 s: the 0.5 s answer arrives in time ...
+    assert client.complete(LLMRequest(system="", prompt="long", max_tokens=256)).ok
+    # ... 8 tokens may take 0.23 s: the same server is too slow for that budget.
+    short = client.complete(LLMRequest(system="", prompt="short", max_tokens=8))
+    assert short.error is not None and "no answer within 0.2 s" in short.error
+    assert wait_until(slow_server.idle)
+    assert slow_server.hits == 2 and slow_server.duplicates == 0
+    with pytest.raises(ValueError, match="timeout_per_token_s"):
+        slow_client(slow_server, timeout_per_token_s=-1)
+
+
+def test_concurrency_recovers_after_successes() -> None:
+    from regen_bench.llm.client import _AdaptiveLimit
+
+    limit = _AdaptiveLimit(4)
+    assert [limit.timed_out(), limit.timed_out(), limit.timed_out()] == [2, 1, 1]
+    grown = []
+    for _ in range(10):
+        limit.success()
+        grown.append(limit.limit)
+    # one more slot after as many successes in a row as there are slots, up to the ceiling
+    assert grown == [2, 2, 3, 3, 3, 4, 4, 4, 4, 4]
+
+
+def test_stream_keeps_a_slow_but_progressing_answer(slow_server: SlowChatServer) -> None:
+    slow_server.gap_s, slow_server.pieces = 0.1, 6  # 0.6 s in all, never 0.3 s silent
+    streamed = slow_client(slow_server, timeout_s=0.3, timeout_per_token_s=0, stream=True)
+    resp = streamed.complete(LLMRequest(system="", prompt="tell me", max_tokens=8))
+    assert resp.ok and resp.text == "w0 w1 w2 w3 w4 w5"
+    assert (resp.prompt_tokens, resp.completion_tokens, resp.model) == (4, 6, "m-served")
+    slow_server.delay_s = 0.6  # the same answer as one body comes too late
+    plain = slow_client(slow_server, timeout_s=0.3, timeout_per_token_s=0)
+    late = plain.complete(LLMRequest(system="", prompt="tell me", max_tokens=8))
+    assert late.error is not None and "server too slow" in late.error
+    assert wait_until(slow_server.idle)
+    assert slow_server.hits == 2 and slow_server.duplicates == 0
+
+
+def test_a_stalled_stream_is_closed_not_resent(slow_server: SlowChatServer) -> None:
+    slow_server.gap_s, slow_server.pieces = 0.5, 8  # silent for longer than the timeout
+    client = slow_client(slow_server, timeout_s=0.2, timeout_per_token_s=0, stream=True)
+    resp = client.complete(LLMRequest(system="", prompt="stall", max_tokens=8))
+    assert resp.error is not None and "server too slow" in resp.error
+    # The client hung up, so the server stopped generating; nothing was sent again.
+    assert wait_until(lambda: slow_server.abandoned_streams == 1)
+    assert slow_server.hits == 1 and slow_server.duplicates == 0
+
+
+def test_stream_option_must_be_a_boolean(slow_server: SlowChatServer) -> None:
+    with pytest.raises(ValueError, match="stream must be true or false"):
+        slow_client(slow_server, stream="yes")

@@ -86,7 +86,8 @@ def _model(backbone_dir: Path, **kw: Any) -> Lumen:
 def test_item_embeddings_sit_exactly_at_the_id_slots(backbone_dir: Path) -> None:
     model = _model(backbone_dir)
     data = build_task(_dataset(), "conversational", "product_endorsement")
-    enc = model.training_examples(data.train[:1])[-1]
+    # (U0 is in the held-out bucket of the text partition: its narrative trains nothing.)
+    enc = model.training_examples(data.train[1:2])[-1]
     batch = collate([enc], model.encoder.placeholder, every_slot=False)
     emb = model.net.embed(batch["ids"], batch["slot_mask"], batch["slot_items"])[0]
     tokens = model.net.backbone.get_input_embeddings()(batch["ids"])[0]
@@ -104,7 +105,7 @@ def test_item_embeddings_sit_exactly_at_the_id_slots(backbone_dir: Path) -> None
     text_ids = model.encoder.text_ids(TEXT_PREFIX)
     assert enc.ids[enc.item_pos + 1 : enc.item_pos + 1 + len(text_ids)] == text_ids
     assert enc.labels[enc.item_pos] == -100 and enc.labels[-1] == 3  # EOS is trained
-    assert enc.item_target == int(data.train[0].items[-1])
+    assert enc.item_target == int(data.train[1].items[-1])
 
 
 def test_decoding_switches_to_the_item_vocabulary_at_the_id_step(backbone_dir: Path) -> None:
@@ -156,7 +157,8 @@ def test_overfitting_lowers_the_loss_and_ranks_the_trained_item_first(
     # No validation set: the last weights are kept (early stopping would restore an earlier
     # step, which is tested below).
     log = model.fit(train, [])
-    assert log["train_examples"] == 4 and log["narrative_targets"] == 2 and log["steps"] == 100
+    # U0 is held out of the text loss (the partition of docs/models.md), U1 trains it.
+    assert log["train_examples"] == 4 and log["narrative_targets"] == 1 and log["steps"] == 100
     first, last = log["train_loss"][0], log["train_loss"][-1]
     assert last < 0.05 * first and first > 2.0
     # The near-zero item head starts at about ln(catalog size) = ln(6) = 1.79.

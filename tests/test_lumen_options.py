@@ -82,3 +82,25 @@ def test_the_hook_registers_the_schema() -> None:
     from regen_bench.plugins import get_plugin_manager
 
     assert get_plugin_manager().entries["model"]["lumen"].options is LumenOptions
+
+
+def test_the_variant_options_default_to_the_current_model_and_are_checked() -> None:
+    opts = resolve_options({})
+    assert (opts.item_head, opts.decode, opts.item_init) == ("separate", "forced", "random")
+    assert _choices("item_head") == ("separate", "tied")
+    assert _choices("decode") == ("forced", "start_switch")
+    assert _choices("item_init") == ("random", "title")
+    given = resolve_options({"item_head": "tied", "decode": "start_switch", "item_init": "title"})
+    assert given.as_dict()["item_head"] == "tied" and given.as_dict()["item_init"] == "title"
+    # The head and the decoding define the trained model; the marker budget is a runtime one.
+    assert {"item_head", "decode"} <= set(MODEL_KEYS) and "start_max_tokens" in RUNTIME_KEYS
+    for key, bad in (("item_head", "shared"), ("decode", "greedy"), ("item_init", "text")):
+        with pytest.raises(ValueError) as err:
+            resolve_options({key: bad})
+        assert f"option '{key}' must be one of" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="'start_max_tokens' must be an int >= 0"):
+        resolve_options({"start_max_tokens": "-1"})
+    saved = _saved(item_head="tied", decode="start_switch")
+    with pytest.raises(ValueError, match="'decode'='forced' contradicts the checkpoint"):
+        resolve_options({"decode": "forced"}, saved)
+    assert resolve_options({"start_max_tokens": "2"}, saved).start_max_tokens == 2

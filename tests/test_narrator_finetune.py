@@ -280,6 +280,8 @@ def test_cli_writes_checkpoint_log_and_manifest(
     assert log[0]["step"] == 0 and log[0]["train_loss"] is None
     assert log[-1]["valid_loss"] < log[0]["valid_loss"]  # the validation loss falls
     assert manifest.base_model == str(tiny_lm) and manifest.narrative_type == NARR
+    # The default task: the conversational narrator's prompts, critiques included.
+    assert raw["task"] == manifest.task == "conversational" and manifest.critiques
     assert manifest.dataset["fingerprint"] and manifest.dataset["users"] == 40
     part = manifest.partition
     assert part.salt == "regen-narrator-v1" and part.heldout_fraction == 0.5
@@ -376,9 +378,28 @@ def test_run_refuses_a_mismatched_fine_tuned_narrator(
     args[args.index(NARR)] = "purchase_reason"
     assert main(args) == 2
     assert "trained for 'product_endorsement'" in capsys.readouterr().err
+    # Trained with critiques: the `narrative` task (none anywhere) refuses it in one line.
+    args = _run_args(toy, tmp_path, narrator_dir)
+    args[args.index("conversational")] = "narrative"
+    assert main(args) == 2
+    _one_line_error(capsys, "fine-tune it with --task narrative")
     # U00, the first test user, is a fine-tuning user: nobody would be scored.
     assert main(_run_args(toy, tmp_path, narrator_dir, "--limit", "1")) == 2
     assert "none of the 1 test users is held out" in capsys.readouterr().err
+
+
+def test_a_narrative_task_narrator_is_trained_and_recorded_without_critiques(
+    toy: Path, tiny_lm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "plain"
+    args = _finetune_args(toy, tiny_lm, out, "--task", "narrative", "--max-steps", "1")
+    assert _cli(*args) == 0
+    assert "for --task narrative" in capsys.readouterr().out
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest.task == "narrative" and not manifest.critiques
+    # A conversational run (critiques shown) refuses it, before training.
+    assert main(_run_args(toy, tmp_path / "res", out)) == 2
+    _one_line_error(capsys, "without critiques (--task narrative)")
 
 
 # -- bad input ------------------------------------------------------------------------------------

@@ -308,3 +308,15 @@ def test_bearer_token_is_redacted() -> None:
 )
 def test_ordinary_text_is_kept(text: str) -> None:
     assert redact(text) == text
+
+
+def test_a_one_line_cli_error_never_prints_a_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every command reports failures through one printer; a key inside the message (here a
+    # key-shaped dataset name, as a provider's echo would carry it) comes out redacted.
+    key = "sk-proj-" + "Q7rT2xWv9Lm4Kp8Zb3Nc6Yd1Hf5Gj0Aa"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    status = main(["data", "info", "--dataset", f"/nonexistent/{key}.jsonl"])
+    err = capsys.readouterr().err
+    assert status != 0 and key not in err and MARK in err

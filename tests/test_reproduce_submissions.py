@@ -22,7 +22,7 @@ def _script():  # benchmarks/ is not a package: load the script as a module
 
 
 def _submissions(model: str) -> list[Path]:
-    return sorted((ROOT / "submissions").glob(f"*/*/{model}.json"))
+    return sorted((ROOT / "submissions").glob(f"*/*/{model}.json"))  # not <model>.verified.json
 
 
 @pytest.mark.parametrize("path", _submissions("popularity"), ids=lambda p: str(p.parent.name))

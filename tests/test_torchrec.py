@@ -133,6 +133,28 @@ def test_bert4rec_windows_cover_every_purchase_once(n: int) -> None:
     assert covered == list(range(n)) or covered == list(range(n - len(covered), n))
 
 
+@pytest.mark.parametrize(("n", "overlap"), [(130, 0.5), (237, 0.5), (300, 0.8), (260, 0.3)])
+def test_overlapping_windows_repeat_each_purchase_in_new_contexts(n: int, overlap: float) -> None:
+    windows = training_windows([_user(n)], 50, 50, overlap)
+    step = max(1, round(50 * (1 - overlap)))
+    assert [int(w.items[-1]) for w in windows[:2]] == [n - 1, n - 1 - step]
+    counts = np.bincount([int(i) for w in windows for i in w.items], minlength=n)
+    assert counts.min() >= 1  # nothing dropped
+    # away from both edges every purchase is seen about 1 / (1 - overlap) times
+    inner = counts[50 : n - 50]
+    assert abs(inner.mean() - 50 / step) < 0.5, (inner.mean(), 50 / step)
+    # each time in a new context: at a different position of its window
+    k = 50 + int(np.argmax(inner))
+    positions = [int(np.flatnonzero(w.items == k)[0]) for w in windows if k in w.items]
+    assert len(positions) == counts[k] >= 2 and len(set(positions)) == len(positions)
+
+
+def test_overlap_keeps_short_sequences_as_they_are() -> None:
+    users = [_user(5), _user(50)]
+    kept = training_windows(users, 50, 50, 0.5)
+    assert len(kept) == 2 and all(a is b for a, b in zip(kept, users, strict=True))
+
+
 def test_short_sequences_are_kept_as_they_are() -> None:
     users = [_user(5), _user(51)]
     kept = training_windows(users, 51, 50)

@@ -115,6 +115,25 @@ def test_model_without_space_errors_in_one_line(
     assert not (tmp_path / "p.json").exists()
 
 
+def test_an_unwritable_out_fails_before_the_first_trial(
+    data_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[int] = []
+    monkeypatch.setattr(tuning, "_import_optuna", lambda: started.append(1) or pytest.fail())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(_tune_args(data_file, blocker / "best.json", 2)) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the dataset line
+    assert last.startswith("regen-bench: error: ") and "exists and is not a folder" in last
+    (tmp_path / "folder.json").mkdir()
+    assert main(_tune_args(data_file, tmp_path / "folder.json", 2)) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert not started  # no search began
+
+
 def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["tune", "--help"])

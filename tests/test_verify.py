@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from regen_bench.leaderboard.submissions import collect
 from regen_bench.leaderboard.verify import (
     VerifyError,
     describe,
@@ -101,3 +104,71 @@ def test_another_major_version_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(raw))
     with pytest.raises(VerifyError, match="another major version"):
         verify(path)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "regen_bench", *args], capture_output=True, text=True
+    )
+
+
+def test_cli_verify_record_and_submit_verify_mark_the_row(tmp_path: Path) -> None:
+    # As a new user would: verify a result, then submit it with --verify into a fresh folder.
+    path = _copy(tmp_path)
+    proc = _cli("leaderboard", "verify", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"reproduced {path} (identical)")
+    subs = tmp_path / "subs"
+    proc = _cli("leaderboard", "submit", str(path), "--submissions", str(subs), "--verify")
+    assert proc.returncode == 0, proc.stderr
+    dest = subs / "mini" / "sequential" / "popularity.json"
+    record = dest.with_name("popularity.verified.json")
+    assert record.is_file() and "wrote " + str(record) in proc.stderr
+    accepted, errors = collect(subs)
+    assert errors == [] and [s.reproduction is not None for s in accepted] == [True]
+    # A replaced result loses the reproduction of the one it replaced.
+    proc = _cli("leaderboard", "submit", str(path), "--submissions", str(subs), "--replace")
+    assert proc.returncode == 0 and not record.exists()
+
+
+def test_cli_rejects_a_forgery_in_one_line(tmp_path: Path) -> None:
+    path = _copy(tmp_path)
+    _forge(path, lambda s: s.update(greater=0, ties=0))
+    proc = _cli("leaderboard", "verify", str(path), "--record")
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()[-1:]
+    assert "NOT reproduced (differs)" in line and "ndcg@10 1.0000 -> 0.04" in line
+    assert not path.with_name("popularity.verified.json").exists()
+    subs = tmp_path / "subs"
+    proc = _cli("leaderboard", "submit", str(path), "--submissions", str(subs), "--verify")
+    assert proc.returncode == 1 and "rejected:" in proc.stderr and not subs.exists()
+
+
+def test_a_stray_or_broken_record_is_reported(tmp_path: Path) -> None:
+    subs = tmp_path / "subs"
+    shutil.copytree(ROOT / "submissions", subs)
+    folder = subs / "mini" / "sequential"
+    (folder / "ghost.verified.json").write_text("{}")
+    (folder / "popularity.verified.json").write_text('{"outcome": "identical"}')
+    _, errors = collect(subs)
+    assert any(
+        "ghost.verified.json: verification record without its result file" in e for e in errors
+    )
+    assert any("popularity.verified.json: field" in e for e in errors)
+
+
+def test_a_result_on_other_weights_is_not_compared(tmp_path: Path) -> None:
+    """Published with an encoder this installation does not load: verify compares nothing."""
+    path = _copy(tmp_path)
+    raw = json.loads(path.read_text())
+    raw["weights"] = {"model.encoder": "minilm@sha256:" + "ab12" * 16}
+    raw["signature"] = signature(Result.model_validate(raw))
+    path.write_text(json.dumps(raw))
+    assert load_result(path).signature.endswith("|weights:model.encoder=minilm@ab12ab12ab12")
+    v = verify(path)
+    assert v.outcome == "not_run" and not v.reproduced
+    assert v.detail == (
+        "weights differ, not compared: model.encoder minilm@sha256:ab12ab12ab12... here none"
+    )
+    with pytest.raises(VerifyError, match="not reproduced"):
+        write_record(v)

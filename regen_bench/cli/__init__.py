@@ -6,7 +6,8 @@
 - :mod:`~regen_bench.cli.data`: ``data synth | info | export | prepare``;
 - :mod:`~regen_bench.cli.inpaint`, :mod:`~regen_bench.cli.rate`: the LLM dataset jobs;
 - :mod:`~regen_bench.cli.leaderboard`: ``leaderboard build | check | submit``;
-- :mod:`~regen_bench.cli.narrator`: ``narrator finetune``.
+- :mod:`~regen_bench.cli.narrator`: ``narrator finetune``;
+- :mod:`~regen_bench.cli.reproduce`: ``reproduce`` (the paper's grid).
 
 Shared options, the command tree and the failure kinds (one prefix and exit status each, the
 ``--help`` epilog) are in :mod:`~regen_bench.cli._common`. Handlers import their work lazily,
@@ -15,14 +16,54 @@ so ``regen-bench --help`` loads no numpy, pydantic, model, torch or LLM code.
 
 from __future__ import annotations
 
-import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
 
-from regen_bench import __version__
-from regen_bench.cli import data, inpaint, leaderboard, narrator, plugins, rate, run, trace, tune
-from regen_bench.cli._common import (
+
+def _stop(_signum: int, _frame: object) -> None:
+    """Ctrl-C while the command line loads or exits: nothing is being written then, so stop at
+    once with the one line of an interruption (no ``KeyboardInterrupt`` traceback)."""
+    os.write(2, b"regen-bench: interrupted\n")  # PREFIX[EXIT_INTERRUPTED]; _common not loaded yet
+    os._exit(130)
+
+
+def _is_program() -> bool:
+    """Whether this process is the ``regen-bench`` command (the script or ``python -m``), not a
+    program that imports the command line (a test, a notebook), whose Ctrl-C is its own."""
+    if os.path.basename(sys.argv[0]).removesuffix(".exe") == "regen-bench":
+        return True
+    argv = [*getattr(sys, "orig_argv", []), ""]  # the interpreter's own, "-m" among its options
+    return "-m" in argv and argv[argv.index("-m") + 1] in ("regen_bench", "regen_bench.cli")
+
+
+#: Installed first, before the imports below: Ctrl-C in the first instants of a command too.
+_PROGRAM = (
+    _is_program()
+    and threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+)
+if _PROGRAM:
+    signal.signal(signal.SIGINT, _stop)
+
+import argparse  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from regen_bench import __version__  # noqa: E402
+from regen_bench.cli import (  # noqa: E402
+    data,
+    inpaint,
+    leaderboard,
+    narrator,
+    plugins,
+    rate,
+    reproduce,
+    run,
+    trace,
+    tune,
+)
+from regen_bench.cli._common import (  # noqa: E402
     EXIT_INTERRUPTED,
     EXIT_STATUS_HELP,
     EXIT_USAGE,
@@ -47,6 +88,7 @@ COMMANDS: tuple[Command, ...] = (
     *leaderboard.COMMANDS,
     *rate.COMMANDS,
     *narrator.COMMANDS,
+    *reproduce.COMMANDS,
 )
 
 
@@ -65,6 +107,21 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. Ctrl-C anywhere gives one line and status 130."""
+    if _PROGRAM:  # the command's own work: Ctrl-C raises KeyboardInterrupt, which cleans up
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        if _PROGRAM:  # a second Ctrl-C while this line is printed
+            signal.signal(signal.SIGINT, _stop)
+        return fail(EXIT_INTERRUPTED, "")
+    finally:
+        if _PROGRAM:  # what is left: the interpreter exiting, with everything written
+            signal.signal(signal.SIGINT, _stop)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -74,9 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with output_settings(args):
             return int(args.func(args))
-    except KeyboardInterrupt:
-        return fail(EXIT_INTERRUPTED, "")
-    except Exception as exc:
+    except Exception as exc:  # KeyboardInterrupt is not one: main() reports it
         # Bad input and missing extras are one line each (REGEN_BENCH_DEBUG=1 shows the
         # traceback when hunting a bug); anything else is a bug and keeps its traceback.
         status = None if os.environ.get("REGEN_BENCH_DEBUG") else report(exc)

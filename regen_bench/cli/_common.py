@@ -70,8 +70,13 @@ class CliError(Exception):
 
 
 def fail(status: int, message: str) -> int:
-    """Print ``message`` with the prefix of its kind on stderr; return the exit status."""
-    print(f"{PREFIX[status]}{message}", file=sys.stderr)
+    """Print ``message`` with the prefix of its kind on stderr; return the exit status.
+
+    Secrets are redacted first: an error can carry a provider's echo of the key.
+    """
+    from regen_bench.llm.redact import redact
+
+    print(f"{PREFIX[status]}{redact(message)}", file=sys.stderr)
     return status
 
 

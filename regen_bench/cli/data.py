@@ -1,8 +1,9 @@
-"""``regen-bench data``: synth, info, export, prepare and import (dataset tools)."""
+"""``regen-bench data``: synth, info, export, prepare, import and merge (dataset tools)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import regen_bench.cli._common as common
 
@@ -85,7 +86,13 @@ def _info(args: argparse.Namespace) -> int:
         f"interactions   {n} ({n / max(len(ds.users), 1):.2f} items/user, "
         f"min {min(lengths, default=0)}, max {max(lengths, default=0)})"
     )
-    print(f"critiques      {ds.critique_coverage():.1%} of adjacent pairs")
+    print(f"critiques      {ds.critique_coverage():.1%} of adjacent pairs (placeholders removed)")
+    dropped = ds.report.placeholder_critiques
+    shown = ", ".join(f"{json.dumps(s, ensure_ascii=False)} {c}" for s, c in dropped.most_common(5))
+    more = f", {len(dropped) - 5} more" if len(dropped) > 5 else ""
+    print(f"placeholders   {dropped.total()} dropped{': ' + shown + more if dropped else ''}")
+    listed = ", ".join(json.dumps(s, ensure_ascii=False) for s in ds.critique_placeholders)
+    print(f"               (read as no critique: {listed}; dataset option critique_placeholders)")
     for field, count in sorted(ds.report.unknown_fields.items()):
         print(f"unknown field  {field}: {count} time(s)")
     return 0
@@ -233,6 +240,30 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_merge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "shards",
+        nargs="+",
+        metavar="SHARD",
+        help="the output of every shard of one `inpaint --shard` or `rate --shard` run",
+    )
+    common.add_out(parser, "merged REGEN-format file (.jsonl or .gz)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="PATH",
+        help="the shards' input file, where it is not at the path their manifests record",
+    )
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from regen_bench.shards import merge
+
+    for line in merge(args.shards, args.out, dataset=args.dataset):
+        print(line)
+    return 0
+
+
 SUBCOMMANDS = (
     common.Command(
         "synth",
@@ -272,6 +303,18 @@ SUBCOMMANDS = (
         ".item columns (docs/data-format.md).",
         configure=_configure_import,
         handler=_import,
+    ),
+    common.Command(
+        "merge",
+        help="join the outputs of `inpaint --shard` or `rate --shard` into one file",
+        description="Join the outputs of all N shards of one `inpaint --shard I/N` or `rate "
+        "--shard I/N` run into OUT, in the input's user order: the file the unsharded run "
+        "writes, byte for byte, with one manifest (and the failures, score table and usage "
+        "merged). Shards of different runs (prompts, model, seed, input, options, shard "
+        "count), a missing or repeated shard, or a shard changed since its run are refused "
+        "and nothing is written (docs/scaling.md).",
+        configure=_configure_merge,
+        handler=_merge,
     ),
 )
 

@@ -25,6 +25,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     common.add_out(parser, "output REGEN-format file (.jsonl or .gz)")
     common.add_limit(parser, "first N users only")
     parser.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="inpaint only shard I of N of the users (a stable hash of the user id); merge "
+        "the N outputs with `regen-bench data merge` (docs/scaling.md)",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="print a few prompts and the call count; no calls"
     )
     common.add_numbers(
@@ -80,8 +87,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _inpaint(args: argparse.Namespace) -> int:
     from regen_bench.inpaint import InpaintConfig, inpaint
+    from regen_bench.shards import Shard
 
     common.apply_threads(args)
+    shard = Shard.parse(args.shard) if args.shard is not None else None
     config = InpaintConfig(
         min_shared_levels=args.min_shared_levels,
         candidates=args.candidates,
@@ -96,6 +105,7 @@ def _inpaint(args: argparse.Namespace) -> int:
         backend_config=common.backend_options(args),
         config=config,
         limit=args.limit,
+        shard=shard,
         dry_run=args.dry_run,
         concurrency=args.concurrency,
         schema_retries=args.schema_retries,

@@ -39,10 +39,19 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_dataset_checks(submissions: str) -> None:
+    """One line per leaderboard: whether its submissions were checked against the dataset."""
+    from regen_bench.leaderboard import submissions_datasets
+
+    for name, outcome in submissions_datasets(submissions).items():
+        print(f"{name}: {outcome.describe()}")
+
+
 def _check(args: argparse.Namespace) -> int:
     from regen_bench.leaderboard import check
 
     problems = check(args.submissions, args.out)
+    _print_dataset_checks(args.submissions)
     for problem in problems:
         common.fail(common.EXIT_CHECK_FAILED, problem)
     if problems:
@@ -51,26 +60,145 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``--dataset`` of validate and submit: the result's dataset is found by name otherwise.
+_DATASET_HELP = (
+    "check against this dataset (registered name or REGEN-format file; default: the "
+    "registered dataset the result names, when it is available here)"
+)
+
+
+def add_validation_dataset(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default=None, metavar="NAME|PATH", help=_DATASET_HELP)
+    common.add_data_dir(parser)
+
+
+def _configure_validate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", metavar="RESULT.json", help="result files")
+    add_validation_dataset(parser)
+
+
+def validate_files(
+    paths: list[str], dataset: str | None, data_dir: str | None, *, signature: bool = False
+) -> int:
+    """Validate result files (against their dataset where available), one line each; shared by
+    ``leaderboard validate`` and the top-level ``validate``. Returns the exit status."""
+    from regen_bench.leaderboard import SubmissionError, validate_result
+
+    bad = 0
+    for path in paths:
+        try:
+            result, checked = validate_result(path, dataset=dataset, data_dir=data_dir)
+        except SubmissionError as exc:
+            if common.missing_module(exc):
+                raise
+            common.fail(common.EXIT_CHECK_FAILED, str(exc))
+            bad += 1
+        else:
+            sig = f" ({result.signature})" if signature else ""
+            print(
+                f"ok {path}: {result.model.name} / {result.task.name} / "
+                f"{result.dataset.name}{sig}; {checked.describe()}"
+            )
+    return common.EXIT_CHECK_FAILED if bad else 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    return validate_files(args.results, args.dataset, args.data_dir)
+
+
+def _add_tolerance(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="largest metric difference accepted when the re-run's per-sample file is not "
+        "byte-identical (float kernels differ between CPUs); default %(default)s: exact only",
+    )
+
+
+def _configure_verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", metavar="RESULT.json", help="result files")
+    _add_tolerance(parser)
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write <stem>.verified.json next to each reproduced result (the leaderboard "
+        "shows the row as reproduced)",
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from regen_bench.leaderboard.verify import VerifyError, verify, write_record
+
+    bad = 0
+    for path in args.results:
+        try:
+            v = verify(path, tolerance=args.tolerance, log=lambda m: print(m, file=sys.stderr))
+        except VerifyError as exc:
+            common.fail(common.EXIT_CHECK_FAILED, f"cannot verify {path}: {exc}")
+            bad += 1
+            continue
+        if not v.reproduced:
+            common.fail(
+                common.EXIT_CHECK_FAILED, f"{path}: NOT reproduced ({v.outcome}): {v.detail}"
+            )
+            bad += 1
+            continue
+        print(f"reproduced {path} ({v.outcome}): {v.detail}")
+        if args.record:
+            print(f"wrote {write_record(v)}")
+    return common.EXIT_CHECK_FAILED if bad else 0
+
+
 def _configure_submit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("result", metavar="RESULT.json", help="a result file written by `run`")
     _add_submissions(parser)
     parser.add_argument("--replace", action="store_true", help="overwrite an accepted result")
+    add_validation_dataset(parser)
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-run the result's recorded command first (`leaderboard verify`); accept only "
+        "a reproduced result, and record the reproduction beside it",
+    )
+    _add_tolerance(parser)
 
 
 def _submit(args: argparse.Namespace) -> int:
     from regen_bench.leaderboard import SubmissionError, submit
+    from regen_bench.leaderboard.verify import Verification, VerifyError, verify, write_record
 
+    checked: Verification | None = None
+    if args.verify:
+        try:
+            checked = verify(
+                args.result, tolerance=args.tolerance, log=lambda m: print(m, file=sys.stderr)
+            )
+        except VerifyError as exc:
+            return common.fail(common.EXIT_CHECK_FAILED, f"rejected: cannot verify: {exc}")
+        if not checked.reproduced:
+            return common.fail(
+                common.EXIT_CHECK_FAILED,
+                f"rejected: {args.result} is not reproduced ({checked.outcome}): {checked.detail}",
+            )
+        print(f"reproduced ({checked.outcome}): {checked.detail}", file=sys.stderr)
     try:
         dest = submit(
             args.result,
             args.submissions,
             replace=args.replace,
             log=lambda m: print(m, file=sys.stderr),
+            dataset=args.dataset,
+            data_dir=args.data_dir,
         )
     except SubmissionError as exc:
         if common.missing_module(exc):
             raise
         return common.fail(common.EXIT_CHECK_FAILED, f"rejected: {exc}")
+    if checked is not None:
+        checked.path = dest  # the record is bound to the accepted copy's bytes
+        print(f"wrote {write_record(checked)}", file=sys.stderr)
     print(f"accepted {dest}; now run `regen-bench leaderboard build`")
     return 0
 
@@ -87,6 +215,19 @@ SUBCOMMANDS = (
         help="exit 1 if a submission is invalid or the published tables are out of date",
         configure=_configure_tables,
         handler=_check,
+    ),
+    common.Command(
+        "validate",
+        help="check result files as submit does (and against their dataset where available)",
+        configure=_configure_validate,
+        handler=_validate,
+    ),
+    common.Command(
+        "verify",
+        help="re-run the command each result records and compare its per-sample file "
+        "(catches what validation cannot: numbers no run of the model gives)",
+        configure=_configure_verify,
+        handler=_verify,
     ),
     common.Command(
         "submit",

@@ -1,4 +1,4 @@
-"""``regen-bench narrator finetune``: fine-tune a causal LM as the conversational narrator."""
+"""``regen-bench narrator finetune``: fine-tune a causal LM as the narrator of a narrating task."""
 
 from __future__ import annotations
 
@@ -31,17 +31,26 @@ HYPER_OPTIONS: tuple[tuple[str, type[int] | type[float], str], ...] = (
 def _configure_finetune(parser: argparse.ArgumentParser) -> None:
     from regen_bench.finetune import (
         DEFAULT_BASE_MODEL,
+        DEFAULT_TASK,
         DEFAULT_TRAINER,
         Hyperparameters,
         MixedPrecision,
         UserPartition,
         finetune,
+        narrating_tasks,
     )
     from regen_bench.narrator import NarratorConfig
     from regen_bench.resolve import DEFAULT_DATASET
 
     common.add_dataset(parser, default=DEFAULT_DATASET)
     parser.add_argument("--narrative", required=True, help="narrative type to learn")
+    parser.add_argument(
+        "--task",
+        default=DEFAULT_TASK,
+        metavar="{" + ",".join(narrating_tasks()) + "}",
+        help="the task whose narrator prompts to learn: conversational shows the critiques, "
+        "narrative none (default: %(default)s); a run of another kind refuses the result",
+    )
     parser.add_argument(
         "--model",
         default=DEFAULT_BASE_MODEL,
@@ -134,6 +143,7 @@ def _finetune(args: argparse.Namespace) -> int:
         args.dataset,
         args.narrative,
         args.out,
+        task=args.task,
         base_model=args.model,
         trainer=args.trainer,
         partition=UserPartition(args.salt, args.heldout_fraction, args.valid_fraction),
@@ -153,7 +163,7 @@ def _finetune(args: argparse.Namespace) -> int:
         return 0
     print(
         f"valid loss {first:.4f} (base model) -> {best:.4f} (step {manifest.best_step}); "
-        f"narrator in {args.out}: --set narrator.model={args.out}"
+        f"narrator in {args.out} for --task {args.task}: --set narrator.model={args.out}"
     )
     return 0
 
@@ -164,7 +174,9 @@ SUBCOMMANDS = (
         help="fine-tune a causal LM on a dataset's narratives (Accelerate; multi-GPU with "
         "`accelerate launch -m regen_bench narrator finetune ...`)",
         description="Fine-tune MODEL to write NARRATIVE narratives from the narrator's own "
-        "prompt (the same text `run --task conversational` sends it about the true next item). "
+        "prompt (the same text `run --task TASK` sends it about the true next item: with the "
+        "critiques on conversational, without any on narrative; a run of the other task "
+        "refuses the result). "
         "Users are split by a salted hash of their id into train / valid / heldout; only "
         "heldout users are scored when a run uses the result as its narrator "
         "(--set narrator.backend=hf --set narrator.model=OUT). Writes OUT (save_pretrained "

@@ -79,6 +79,7 @@ def _plugins(args: argparse.Namespace) -> int:
             "name": p.name,
             "module": p.module,
             "source": p.source,
+            "first_party": p.first_party,
             "distribution": p.distribution,
             "version": p.version,
             "registers": [f"{kind}:{name}" for kind, name in p.registered],

@@ -34,6 +34,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="ratings per output (default: %(default)s)",
     )
     common.add_limit(parser, "first N users only")
+    parser.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="rate and write only shard I of N of the users (a stable hash of the user id); "
+        "merge the N outputs with `regen-bench data merge` (docs/scaling.md)",
+    )
     common.add_seed(parser, defaults["seed"], "seed of runs and negatives")
     common.add_concurrency(parser, defaults["concurrency"])
     common.add_out(parser, "output REGEN-format file (.jsonl or .gz)")
@@ -49,8 +56,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _rate(args: argparse.Namespace) -> int:
     from regen_bench.rating import rate_file
+    from regen_bench.shards import Shard
 
     common.apply_threads(args)
+    shard = Shard.parse(args.shard) if args.shard is not None else None
     outcome = rate_file(
         args.dataset,
         args.out,
@@ -60,6 +69,7 @@ def _rate(args: argparse.Namespace) -> int:
         rater_options=common.parse_set(args.rater_set),
         runs=args.runs,
         limit=args.limit,
+        shard=shard,
         seed=args.seed,
         concurrency=args.concurrency,
         plots=args.plots,

@@ -194,25 +194,17 @@ def _model_options(
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
+    from regen_bench.cli.leaderboard import add_validation_dataset
+
     parser.add_argument("files", nargs="+", metavar="FILE")
+    add_validation_dataset(parser)
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from regen_bench.results import ResultError, load_result
+    # The same checks as `leaderboard validate`: the file, and its samples against the dataset.
+    from regen_bench.cli.leaderboard import validate_files
 
-    bad = 0
-    for path in args.files:
-        try:
-            result = load_result(path)
-        except ResultError as exc:
-            common.fail(common.EXIT_CHECK_FAILED, str(exc))
-            bad += 1
-        else:
-            print(
-                f"ok {path}: {result.model.name} / {result.task.name} / "
-                f"{result.dataset.name} ({result.signature})"
-            )
-    return common.EXIT_CHECK_FAILED if bad else 0
+    return validate_files(args.files, args.dataset, args.data_dir, signature=True)
 
 
 COMMANDS = (
@@ -227,7 +219,8 @@ COMMANDS = (
     ),
     common.Command(
         "validate",
-        help="check result files (schema, signature, per-sample data)",
+        help="check result files (schema, signature, per-sample data, and against their "
+        "dataset where it is available)",
         configure=_configure_validate,
         handler=_validate,
     ),

@@ -20,8 +20,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--task",
         required=True,
         help="task whose validation split is searched: "
-        + ", ".join(t for t in TASKS if t != "conversational")
-        + " (a config tuned on critique also runs on conversational)",
+        + ", ".join(t.name for t in TASKS.values() if not t.generates)
+        + " (a config tuned on critique also runs on conversational, one tuned on sequential "
+        "on narrative)",
     )
     parser.add_argument(
         "--trials",

@@ -7,6 +7,7 @@ both from (usually memory-mapped) arrays.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,10 +16,20 @@ from typing import overload
 
 import numpy as np
 
+from regen_bench.data.placeholders import (
+    DatasetFile,
+    critique_warning,
+    effective_placeholders,
+    read_options,
+)
 from regen_bench.data.regen import ReadReport
 from regen_bench.data.schema import Item, Narratives, UserRecord
 from regen_bench.data.store import Store, build_store
 from regen_bench.data.store_cache import load_file_store
+
+log = logging.getLogger(__name__)
+#: (source, fingerprint, string) of the placeholder warnings given, so each is given once.
+_WARNED: set[tuple[str, str, str]] = set()
 
 
 class Catalog:
@@ -181,6 +192,14 @@ class UserList(Sequence[UserSequence]):
         return (self._user(k) for k in range(len(self)))
 
 
+def directory_message(path: str | os.PathLike[str]) -> str:
+    """What a folder given where a dataset file is expected is told (one line)."""
+    return (
+        f"dataset file '{path}' is a directory, expected a dataset file (a REGEN-format "
+        ".jsonl or .jsonl.gz, see docs/data-format.md)"
+    )
+
+
 @dataclass
 class Dataset:
     """A loaded dataset: its name, source, content fingerprint, catalog and user sequences."""
@@ -218,22 +237,55 @@ class Dataset:
         skip_bad_lines: bool = False,
         cache: bool = True,
         progress: bool = False,
+        critique_placeholders: Iterable[str] = (),
     ) -> Dataset:
-        """Load a REGEN-format file (fingerprint = sha256 of its decompressed content).
+        """Load a REGEN-format file (fingerprint = sha256 of its decompressed content, mixed
+        with the critique placeholder strings dropped when there were any).
 
         The first load streams the file into a columnar cache beside it (see
         :mod:`regen_bench.data.store_cache`); later loads memory-map the cache. ``cache=False``
         builds the columns in memory and writes nothing. ``skip_bad_lines`` skips malformed
-        lines (counted in ``report``) instead of stopping at the first one.
+        lines (counted in ``report``) instead of stopping at the first one. Critiques equal to
+        a placeholder are read as None: the defaults, those of a
+        :class:`~regen_bench.data.placeholders.DatasetFile` ``path``, of ``FILE.options.json``
+        and ``critique_placeholders``. A critique string left on a suspect share of the pairs
+        is logged once as a warning that names it and the option to declare it.
         """
-        store = load_file_store(path, skip_bad_lines=skip_bad_lines, cache=cache, progress=progress)
-        return cls.from_store(
+        if Path(path).is_dir():
+            raise IsADirectoryError(directory_message(path))
+        placeholders = effective_placeholders(
+            path.critique_placeholders if isinstance(path, DatasetFile) else (),
+            read_options(path),
+            critique_placeholders,
+        )
+        store = load_file_store(
+            path,
+            skip_bad_lines=skip_bad_lines,
+            cache=cache,
+            progress=progress,
+            critique_placeholders=placeholders,
+        )
+        ds = cls.from_store(
             name or Path(path).name.split(".")[0],
             store,
             fingerprint=store.fingerprint,
-            source=str(path),
+            source=os.fspath(path),
             report=store.report,
         )
+        ds._warn_placeholder()
+        return ds
+
+    def _warn_placeholder(self) -> None:
+        warning = critique_warning(self.report, name=self.name, source=self.source)
+        key = (self.source, self.fingerprint, warning or "")
+        if warning and key not in _WARNED:
+            _WARNED.add(key)
+            log.warning("%s", warning)
+
+    @property
+    def critique_placeholders(self) -> list[str]:
+        """The critique strings read as "no critique" when the file was loaded."""
+        return list(self.report.critique_placeholders)
 
     def lengths(self) -> np.ndarray:
         """Purchases per user, in user order (int64)."""
@@ -242,7 +294,8 @@ class Dataset:
         return np.fromiter((len(u) for u in self.users), np.int64, len(self.users))
 
     def critique_coverage(self) -> float:
-        """Share of adjacent purchase pairs that carry a critique (REGEN: ~17.6% Office)."""
+        """Share of adjacent purchase pairs that carry a critique (REGEN: ~17.6% Office),
+        placeholders not counted."""
         if self.store is not None:
             lengths = self.store.lengths()
             pairs = int(np.maximum(lengths - 1, 0).sum())

@@ -21,6 +21,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from regen_bench.data.placeholders import (
+    DEFAULT_CRITIQUE_PLACEHOLDERS,
+    KEEP_FREQUENT,
+    FrequentStrings,
+    normalize,
+)
 from regen_bench.data.schema import Interaction, Item, Narratives, UserRecord
 from regen_bench.fileio import atomic_write
 
@@ -69,6 +75,16 @@ class ReadReport:
     #: Lines skipped as malformed (only with ``skip_bad_lines``), and the first few messages.
     bad_lines: int = 0
     bad_line_messages: list[str] = field(default_factory=list)
+    #: The critique strings read as "no critique" (docs/data-format.md, "Critique
+    #: placeholders"), and how many of each exact (stripped) string were dropped.
+    critique_placeholders: list[str] = field(
+        default_factory=lambda: list(DEFAULT_CRITIQUE_PLACEHOLDERS)
+    )
+    placeholder_critiques: Counter[str] = field(default_factory=Counter)
+    #: Adjacent purchase pairs (a purchase after the first) that kept a critique, and the
+    #: most frequent of those critiques (set when the file is read to the end).
+    critiqued_pairs: int = 0
+    frequent_critiques: Counter[str] = field(default_factory=Counter)
 
     def note_bad_line(self, error: DataFormatError) -> None:
         """Count a skipped line, keeping its message among the first few samples."""
@@ -154,16 +170,27 @@ def _price(value: float | None, where: str, ctx: tuple[str, int]) -> float | Non
     return float(value)
 
 
-def parse_record(obj: Any, ctx: tuple[str, int], report: ReadReport | None = None) -> UserRecord:
+#: The normalized default placeholders (what a read uses unless told otherwise).
+_DEFAULT_NORMALIZED = frozenset(normalize(s) for s in DEFAULT_CRITIQUE_PLACEHOLDERS)
+
+
+def parse_record(
+    obj: Any,
+    ctx: tuple[str, int],
+    report: ReadReport | None = None,
+    placeholders: frozenset[str] = _DEFAULT_NORMALIZED,
+) -> UserRecord:
     """Turn one decoded JSON line into a :class:`UserRecord`; raise DataFormatError if bad.
 
-    ``report`` is only updated when the whole line is good, so a skipped line leaves no trace
-    in its counts.
+    A critique whose normalized form is in ``placeholders`` (normalized strings; empty and
+    whitespace-only always) is read as None. ``report`` is only updated when the whole line is
+    good, so a skipped line leaves no trace in its counts.
     """
     if not isinstance(obj, dict):
         raise DataFormatError(ctx[0], ctx[1], "<line>", "expected a JSON object")
     unknown: Counter[str] = Counter()
-    n_critiques = 0
+    dropped: Counter[str] = Counter()
+    n_critiques = n_pair_critiques = 0
     _note_unknown(obj, _TOP_FIELDS, "", unknown)
     user_id = require_field(obj, "reviewer_id", str, "", ctx)
     history = require_field(obj, "purchase_history", list, "", ctx)
@@ -200,9 +227,14 @@ def parse_record(obj: Any, ctx: tuple[str, int], report: ReadReport | None = Non
         crit_name, critique = _first(entry, CRITIQUE_FIELDS)
         if critique is not None and not isinstance(critique, str):
             raise DataFormatError(ctx[0], ctx[1], where + crit_name, "expected string or null")
-        critique = critique.strip() or None if isinstance(critique, str) else None
+        if isinstance(critique, str):
+            critique = critique.strip()
+            if not critique or normalize(critique) in placeholders:
+                dropped[critique] += 1
+                critique = None
         if critique is not None:
             n_critiques += 1
+            n_pair_critiques += int(pos > 0)
         when = require_field(review, "unix_time", (int, float), where + "review.", ctx)
         if not math.isfinite(when):
             raise DataFormatError(
@@ -236,6 +268,8 @@ def parse_record(obj: Any, ctx: tuple[str, int], report: ReadReport | None = Non
         report.users += 1
         report.interactions += len(interactions)
         report.critiques += n_critiques
+        report.critiqued_pairs += n_pair_critiques
+        report.placeholder_critiques.update(dropped)
         report.unknown_fields.update(unknown)
     return UserRecord(
         user_id=user_id,
@@ -309,6 +343,7 @@ def iter_records(
     report: ReadReport | None = None,
     *,
     skip_bad_lines: bool = False,
+    critique_placeholders: Iterable[str] = DEFAULT_CRITIQUE_PLACEHOLDERS,
 ) -> Iterator[UserRecord]:
     """Stream the users of a REGEN-format file (plain or gzip), one record at a time.
 
@@ -318,22 +353,36 @@ def iter_records(
     field, a wrong type) raises DataFormatError naming file, line and field, or, with
     ``skip_bad_lines``, is skipped and counted in ``report.bad_lines`` (the first messages are
     kept in ``report.bad_line_messages``). A truncated gzip always raises: the fingerprint of
-    a partial file would be wrong.
+    a partial file would be wrong. Critiques in ``critique_placeholders`` (compared stripped
+    and case-insensitively; the whole list, see
+    :func:`regen_bench.data.placeholders.effective_placeholders`) are read as None and counted
+    in ``report.placeholder_critiques``; the most frequent kept ones are in
+    ``report.frequent_critiques`` once the file is read to the end.
     """
     report = report if report is not None else ReadReport()
+    placeholders = [s.strip() for s in critique_placeholders]
+    report.critique_placeholders = placeholders
+    normalized = frozenset(normalize(s) for s in placeholders) | {""}
+    frequent = FrequentStrings()
     digest = hashlib.sha256()
     name = str(path)
     for lineno, raw in iter_lines(path, digest):
         if not raw.strip():
             continue
         try:
-            record = parse_record(decode_line(raw, (name, lineno)), (name, lineno), report)
+            record = parse_record(
+                decode_line(raw, (name, lineno)), (name, lineno), report, normalized
+            )
         except DataFormatError as exc:
             if not skip_bad_lines:
                 raise
             report.note_bad_line(exc)
             continue
+        for inter in record.interactions[1:]:
+            if inter.critique is not None:
+                frequent.add(inter.critique)
         yield record
+    report.frequent_critiques = frequent.most_common(KEEP_FREQUENT)
     report.sha256 = digest.hexdigest()
 
 

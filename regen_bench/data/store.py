@@ -27,11 +27,13 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
+from regen_bench.data import placeholders
 from regen_bench.data.regen import ReadReport
 from regen_bench.data.schema import NARRATIVE_TYPES, Item, Narratives, UserRecord
 
-#: Bump when the layout changes: older caches are then rebuilt.
-STORE_VERSION = 1
+#: Bump when the layout changes: older caches are then rebuilt. (2: critique placeholders
+#: dropped while building, their counts in the read report.)
+STORE_VERSION = 2
 #: Joins category levels inside the categories text column (cannot occur in a level name).
 _LEVEL_SEP = "\x1f"
 
@@ -131,7 +133,9 @@ class Store:
 
     @property
     def fingerprint(self) -> str:
-        return self.report.sha256
+        """The content's sha256, mixed with the placeholder strings dropped if any (see
+        :func:`regen_bench.data.placeholders.fingerprint`)."""
+        return placeholders.fingerprint(self.report.sha256, self.report.placeholder_critiques)
 
     def lengths(self) -> np.ndarray:
         """Purchases per user (int64)."""

@@ -4,8 +4,10 @@ Cache layout and trust rules (see ``docs/data-format.md``):
 
 - the cache of ``DIR/NAME`` lives in ``DIR/NAME.regen-cache/``, or under
   ``$REGEN_BENCH_CACHE_DIR`` (else ``~/.cache/regen-bench/``) when DIR is not writable;
-- inside it, one folder per content fingerprint (sha256 of the decompressed file, the
-  dataset fingerprint), with ``-lenient`` appended when bad lines were skipped;
+- inside it, one folder per content fingerprint (sha256 of the decompressed file), with
+  ``-p<digest>`` appended when the critique placeholders are not the default list (the
+  critiques are stored with the placeholders already dropped) and ``-lenient`` when bad lines
+  were skipped; a load with another placeholder list builds its own folder;
 - ``meta.json`` records the source's (path, size, mtime_ns). When they match, the recorded
   fingerprint is trusted without re-hashing (re-hashing 4 GB takes about a minute). When they
   differ, the file is hashed again: same content reuses the cache, new content rebuilds it;
@@ -20,12 +22,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from regen_bench.data.placeholders import DEFAULT_CRITIQUE_PLACEHOLDERS, placeholder_key
 from regen_bench.data.regen import ReadReport, iter_records, open_text
 from regen_bench.data.schema import UserRecord
 from regen_bench.data.store import (
@@ -88,31 +91,43 @@ def _usable(folder: Path, lenient: bool) -> bool:
     return lenient or not folder.name.endswith("-lenient")
 
 
+def _same_placeholders(store: Store, key: str) -> bool:
+    """The cache dropped the critique placeholders this load asks for."""
+    return placeholder_key(store.report.critique_placeholders) == key
+
+
 def load_file_store(
     path: str | os.PathLike[str],
     *,
     skip_bad_lines: bool = False,
     cache: bool = True,
     progress: bool = False,
+    critique_placeholders: Sequence[str] = DEFAULT_CRITIQUE_PLACEHOLDERS,
 ) -> Store:
-    """The columns of a REGEN-format file: from its cache when valid, else built (and cached)."""
+    """The columns of a REGEN-format file: from its cache when valid, else built (and cached).
+
+    ``critique_placeholders`` is the whole list of critique strings read as "no critique"
+    (:func:`regen_bench.data.placeholders.effective_placeholders`).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"dataset file '{path}' does not exist")
+    placeholders = tuple(critique_placeholders)
     if not cache:
         report = ReadReport()
-        store = build_store(_records(path, report, skip_bad_lines, progress))
+        store = build_store(_records(path, report, skip_bad_lines, progress, placeholders))
         store.report = report
         return store
     root = cache_root(path)
     stat = _source_stat(path)
+    key = placeholder_key(placeholders)
     existing = [p for p in _candidates(root) if _usable(p, skip_bad_lines)]
     for folder in existing:
         try:
             store = open_store(folder)
         except StoreError:
             continue
-        if store.meta.get("source") == stat:
+        if store.meta.get("source") == stat and _same_placeholders(store, key):
             return store
     if existing:
         # The file was touched, moved or replaced: re-hash (cheaper than a rebuild) and reuse
@@ -125,20 +140,26 @@ def load_file_store(
                 store = open_store(folder)
             except StoreError:
                 continue
+            if not _same_placeholders(store, key):
+                continue
             store.meta["source"] = stat
             _write_meta(folder, store.meta)
             return store
-    return _build_cached(path, root, stat, skip_bad_lines, progress)
+    return _build_cached(path, root, stat, skip_bad_lines, progress, placeholders)
 
 
 def _records(
-    path: Path, report: ReadReport, skip_bad_lines: bool, progress: bool
+    path: Path,
+    report: ReadReport,
+    skip_bad_lines: bool,
+    progress: bool,
+    placeholders: Sequence[str],
 ) -> Iterable[UserRecord]:
-    # Only pass the keyword when asked, so strict reads work with any reader version.
+    # Only pass skip_bad_lines when asked, so strict reads work with any reader version.
     records = (
-        iter_records(path, report, skip_bad_lines=True)
+        iter_records(path, report, skip_bad_lines=True, critique_placeholders=placeholders)
         if skip_bad_lines
-        else iter_records(path, report)
+        else iter_records(path, report, critique_placeholders=placeholders)
     )
     if progress:
         from tqdm.auto import tqdm
@@ -148,17 +169,28 @@ def _records(
 
 
 def _build_cached(
-    path: Path, root: Path, stat: dict[str, Any], skip_bad_lines: bool, progress: bool
+    path: Path,
+    root: Path,
+    stat: dict[str, Any],
+    skip_bad_lines: bool,
+    progress: bool,
+    placeholders: Sequence[str],
 ) -> Store:
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
     except OSError:
         # Nowhere to write a cache (read-only home too): load without one.
-        return load_file_store(path, skip_bad_lines=skip_bad_lines, cache=False, progress=progress)
+        return load_file_store(
+            path,
+            skip_bad_lines=skip_bad_lines,
+            cache=False,
+            progress=progress,
+            critique_placeholders=placeholders,
+        )
     try:
         report = ReadReport()
-        build_store(_records(path, report, skip_bad_lines, progress), tmp)
+        build_store(_records(path, report, skip_bad_lines, progress, placeholders), tmp)
         meta = {
             "version": STORE_VERSION,
             "source": stat,
@@ -167,7 +199,10 @@ def _build_cached(
             "report": report_to_json(report),
         }
         _write_meta(tmp, meta)
-        final = root / (report.sha256 + ("-lenient" if skip_bad_lines else ""))
+        key = placeholder_key(placeholders)
+        final = root / (
+            report.sha256 + (f"-p{key}" if key else "") + ("-lenient" if skip_bad_lines else "")
+        )
         if final.exists():
             shutil.rmtree(final)  # a stale or corrupt cache of the same content
         os.replace(tmp, final)
@@ -176,5 +211,6 @@ def _build_cached(
         raise
     for other in _candidates(root):
         if other != final and other.name.endswith("-lenient") == skip_bad_lines:
-            shutil.rmtree(other, ignore_errors=True)  # caches of older content
+            # Caches of older content, or read with another placeholder list.
+            shutil.rmtree(other, ignore_errors=True)
     return open_store(final)

@@ -1,8 +1,8 @@
 """Inpainting critiques and narratives into REGEN-format data with an LLM backend (paper 3.2).
 
 See :mod:`regen_bench.inpaint.pipeline` for the steps (their modules: ``plan``, ``pipeline``,
-``answers``) and ``docs/inpainting.md`` for the command (``regen-bench inpaint``), the files it
-writes and how it resumes.
+``answers``; ``merge`` joins the outputs of ``--shard`` runs) and ``docs/inpainting.md`` for
+the command (``regen-bench inpaint``), the files it writes and how it resumes.
 """
 
 from regen_bench.inpaint.answers import apply_answers, choose

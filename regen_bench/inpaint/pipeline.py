@@ -13,7 +13,9 @@ The pipeline (paper section 3.2) in three steps, each a plain function:
 
 :func:`inpaint` wires the steps together and writes the output atomically, plus a manifest
 (``<out>.inpaint.json``: prompt version and digest, backend, options, coverage, usage) and a
-failures file (``<out>.inpaint-failures.jsonl``)."""
+failures file (``<out>.inpaint-failures.jsonl``). With ``shard`` (``--shard i/n``) a run takes
+only the users of that shard (:mod:`regen_bench.shards`) and records the shard in its manifest;
+:func:`regen_bench.inpaint.merge.merge_inpaint` joins the shards' outputs."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from regen_bench.inpaint import prompts as P
 from regen_bench.inpaint.answers import apply_answers, check_answer
 from regen_bench.inpaint.plan import Call, InpaintConfig, dry_run_text, plan_calls
 from regen_bench.llm import LLMClient, LLMResponse
+from regen_bench.shards import Shard, content_sha256
 
 MANIFEST_SUFFIX = ".inpaint.json"
 FAILURES_SUFFIX = ".inpaint-failures.jsonl"
@@ -138,6 +141,7 @@ def inpaint(
     backend_config: dict[str, Any] | None = None,
     config: InpaintConfig | None = None,
     limit: int | None = None,
+    shard: Shard | None = None,
     dry_run: bool = False,
     concurrency: int = 4,
     schema_retries: int = 2,
@@ -148,7 +152,9 @@ def inpaint(
     """Inpaint the first ``limit`` users of ``dataset`` into ``out`` (None for a dry run).
 
     The cache ``<out>.inpaint-cache.sqlite`` keeps every finished call; rerunning the same
-    command after an interruption answers those from it without calling the backend.
+    command after an interruption answers those from it without calling the backend. With
+    ``shard``, only that shard's users among the first ``limit`` are inpainted (a shard may
+    have none: its output is then empty).
     """
     from regen_bench.llm import make_client
     from regen_bench.plugins import get_plugin_manager
@@ -159,6 +165,9 @@ def inpaint(
     records = load_users(dataset, limit)
     if not records:
         raise ValueError(f"{dataset}: no users to inpaint")
+    in_scope = len(records)
+    if shard is not None:
+        records = [r for r in records if shard.owns(r.user_id)]
     calls = plan_calls(records, config)
     if dry_run:
         log(dry_run_text(calls, len(records)))
@@ -177,8 +186,9 @@ def inpaint(
         reask_temperature=reask_temperature,
         **backend_config,
     ) as client:
+        part = f" (shard {shard} of {in_scope})" if shard is not None else ""
         log(
-            f"inpainting {len(records)} users with {backend}:{client.backend.model}: "
+            f"inpainting {len(records)} users{part} with {backend}:{client.backend.model}: "
             f"{len(calls)} calls (finished calls are kept in {cache_path})"
         )
         responses = run_calls(client, calls, progress=progress)
@@ -199,6 +209,9 @@ def inpaint(
         "prompt_version": P.PROMPT_VERSION,
         "prompt_sha256": P.templates_sha256(),
         "dataset": str(dataset),
+        "dataset_file": str(Path(dataset).resolve()),  # where merge finds the input
+        "dataset_sha256": content_sha256(dataset),
+        "shard": shard.as_dict() if shard is not None else None,
         "output": str(out),
         "output_sha256": fingerprint,
         "backend": backend,

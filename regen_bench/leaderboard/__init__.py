@@ -2,6 +2,8 @@
 
 - :mod:`~regen_bench.leaderboard.submissions`: checking result files, accepting them into the
   submissions folder, and the comparability key that decides which numbers share a table;
+- :mod:`~regen_bench.leaderboard.dataset_check`: checking a result against its dataset (test
+  users, targets, critique flags, counts), where the dataset is available;
 - :mod:`~regen_bench.leaderboard.tables`: grouping, the paper-style and ranking tables, Markdown;
 - :mod:`~regen_bench.leaderboard.html`: the web page (its CSS and JavaScript are package data);
 - :mod:`~regen_bench.leaderboard.publish`: render, build and check the published files.
@@ -9,6 +11,11 @@
 Every text that reaches a table is escaped; nothing in a submission is ever executed.
 """
 
+from regen_bench.leaderboard.dataset_check import (
+    DatasetCheck,
+    check_against_dataset,
+    submissions_datasets,
+)
 from regen_bench.leaderboard.publish import DEFAULT_OUT, build, check, render
 from regen_bench.leaderboard.submissions import (
     DEFAULT_SUBMISSIONS,
@@ -21,6 +28,7 @@ from regen_bench.leaderboard.submissions import (
     protocol_key,
     result_stem,
     submit,
+    validate_result,
     validate_submission,
 )
 from regen_bench.leaderboard.tables import Group, group_results
@@ -28,12 +36,14 @@ from regen_bench.leaderboard.tables import Group, group_results
 __all__ = [
     "DEFAULT_OUT",
     "DEFAULT_SUBMISSIONS",
+    "DatasetCheck",
     "Group",
     "LeaderboardSpec",
     "Submission",
     "SubmissionError",
     "build",
     "check",
+    "check_against_dataset",
     "collect",
     "comparability_key",
     "group_results",
@@ -41,6 +51,8 @@ __all__ = [
     "protocol_key",
     "render",
     "result_stem",
+    "submissions_datasets",
     "submit",
+    "validate_result",
     "validate_submission",
 ]

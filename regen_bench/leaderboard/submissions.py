@@ -10,8 +10,10 @@ Every file is data only: JSON is parsed, never executed or imported. A submissio
 only when it passes :func:`regen_bench.results.load_result` (schema, known task and metric names,
 finite values in range, signature equal to its fields, per-sample hash and metrics recomputed
 from the per-sample file), sits at exactly the path its own fields give, is no symlink, stays
-under the size limits, and agrees with its leaderboard's spec (dataset fingerprint, split,
-ranking protocol).
+under the size limits, agrees with its leaderboard's spec (dataset fingerprint, split,
+ranking protocol) and, where its dataset is available here (the embedded ``mini`` always is),
+with the data: the test users, targets and critique flags it claims
+(:mod:`~regen_bench.leaderboard.dataset_check`).
 
 **Comparability key.** Two numbers go into one table only when the parts of their signature
 that define the measurement agree: harness major version, dataset name and fingerprint, split,
@@ -30,17 +32,26 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from regen_bench.data.schema import NARRATIVE_TYPES
-from regen_bench.fileio import atomic_write
+from regen_bench.fileio import atomic_write, publish_pair, remove_stale_temps, write_temp
+from regen_bench.leaderboard.verify import (
+    VERIFIED_SUFFIX,
+    VerificationRecord,
+    load_record,
+    record_path,
+)
 from regen_bench.metrics.text import text_signature
 from regen_bench.results import Result, ResultError, load_result
 from regen_bench.tasks import SPLIT, TASKS
+
+if TYPE_CHECKING:
+    from regen_bench.leaderboard.dataset_check import DatasetCheck
 
 DEFAULT_SUBMISSIONS = "submissions"
 SPEC_FILE = "leaderboard.json"
@@ -91,6 +102,10 @@ class Submission:
 
     path: Path
     result: Result
+    #: Whether it was checked against its dataset (None: not asked for).
+    dataset_check: DatasetCheck | None = None
+    #: Its reproduction by ``leaderboard verify --record`` (None: not reproduced yet).
+    reproduction: VerificationRecord | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -197,8 +212,16 @@ def _check_content(result: Result, where: str, spec: LeaderboardSpec | None) -> 
         )
 
 
-def _load(path: Path, spec: LeaderboardSpec | None) -> Result:
-    """Size checks first (nothing big is read), then the full result validation."""
+def _load(
+    path: Path,
+    spec: LeaderboardSpec | None,
+    *,
+    against_data: bool = True,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+) -> tuple[Result, DatasetCheck | None]:
+    """Size checks first (nothing big is read), then the full result validation, then (with
+    ``against_data``) the check against the dataset where it is available."""
     max_result = spec.max_result_bytes if spec else DEFAULT_MAX_RESULT_BYTES
     max_samples = spec.max_samples_bytes if spec else DEFAULT_MAX_SAMPLES_BYTES
     _regular_size(path, max_result, "result file")
@@ -212,7 +235,26 @@ def _load(path: Path, spec: LeaderboardSpec | None) -> Result:
         load_result(path, check_samples=True)
     except ResultError as exc:
         raise SubmissionError(str(exc)) from None
-    return result
+    if not against_data:
+        return result, None
+    # Imported here: it imports this module (SubmissionError) and loads datasets.
+    from regen_bench.leaderboard.dataset_check import check_result_dataset
+
+    return result, check_result_dataset(path, result, dataset, data_dir)
+
+
+def validate_result(
+    path: str | os.PathLike[str], *, dataset: str | None = None, data_dir: str | None = None
+) -> tuple[Result, DatasetCheck]:
+    """Validate a result file wherever it is (as ``submit`` does before copying it), and
+    against its dataset where that is available: ``dataset`` (a registered name or a file)
+    given explicitly, else the registered dataset of the result's name.
+
+    Returns the result and whether the dataset check ran; SubmissionError on any problem.
+    """
+    result, checked = _load(Path(path), None, dataset=dataset, data_dir=data_dir)
+    assert checked is not None
+    return result, checked
 
 
 def load_spec(dataset_dir: Path) -> LeaderboardSpec:
@@ -233,9 +275,14 @@ def load_spec(dataset_dir: Path) -> LeaderboardSpec:
 
 
 def validate_submission(
-    path: str | os.PathLike[str], root: str | os.PathLike[str], spec: LeaderboardSpec | None = None
+    path: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    spec: LeaderboardSpec | None = None,
+    *,
+    against_data: bool = True,
 ) -> Submission:
-    """Validate one accepted result file inside the submissions folder ``root``."""
+    """Validate one accepted result file inside the submissions folder ``root`` (and against
+    its dataset, where that is registered here, unless ``against_data`` is False)."""
     path, root = Path(path), Path(root)
     try:
         rel = path.relative_to(root)
@@ -255,13 +302,13 @@ def validate_submission(
             raise SubmissionError(f"{folder}: folder is a symlink (only plain folders)")
     if spec is None:
         spec = load_spec(root / parts[0])
-    result = _load(path, spec)
+    result, checked = _load(path, spec, against_data=against_data)
     expected = (result.dataset.name, result.task.name, result_stem(result) + RESULT_SUFFIX)
     if parts != expected:
         raise SubmissionError(
             f"{path}: the result's own fields put it at {'/'.join(expected)}, not {rel.as_posix()}"
         )
-    return Submission(path, result)
+    return Submission(path, result, checked)
 
 
 def collect(root: str | os.PathLike[str]) -> tuple[list[Submission], list[str]]:
@@ -291,9 +338,17 @@ def collect(root: str | os.PathLike[str]) -> tuple[list[Submission], list[str]]:
             if task_dir.is_symlink() or not task_dir.is_dir():
                 errors.append(f"{task_dir}: unexpected entry (one folder per task)")
                 continue
-            results = {p.name for p in task_dir.iterdir() if p.name.endswith(RESULT_SUFFIX)}
+            results = {
+                p.name
+                for p in task_dir.iterdir()
+                if p.name.endswith(RESULT_SUFFIX) and not p.name.endswith(VERIFIED_SUFFIX)
+            }
             for file in entries(task_dir):
                 name = file.name
+                if name.endswith(VERIFIED_SUFFIX):
+                    if name.removesuffix(VERIFIED_SUFFIX) + RESULT_SUFFIX not in results:
+                        errors.append(f"{file}: verification record without its result file")
+                    continue
                 if name.endswith(SAMPLES_SUFFIX):
                     if name.removesuffix(SAMPLES_SUFFIX) + RESULT_SUFFIX not in results:
                         errors.append(f"{file}: per-sample file without its result file")
@@ -302,8 +357,11 @@ def collect(root: str | os.PathLike[str]) -> tuple[list[Submission], list[str]]:
                     errors.append(f"{file}: unexpected file (results and per-sample files only)")
                     continue
                 try:
-                    subs.append(validate_submission(file, root, spec))
+                    sub = validate_submission(file, root, spec)
+                    subs.append(replace(sub, reproduction=load_record(file)))
                 except SubmissionError as exc:
+                    errors.append(str(exc))
+                except ValueError as exc:  # an invalid verification record
                     errors.append(str(exc))
     return subs, errors
 
@@ -314,18 +372,24 @@ def submit(
     *,
     replace: bool = False,
     log: Callable[[str], None] = lambda _msg: None,
+    dataset: str | None = None,
+    data_dir: str | None = None,
 ) -> Path:
     """Validate a result file (and its per-sample file) and copy both into ``root``.
 
-    A dataset's first submission creates its leaderboard spec from the result's protocol.
+    The result is checked against its dataset where that is available (``dataset``, a
+    registered name or a file, else the registered dataset of the result's name); ``log``
+    says whether it was. A dataset's first submission creates its leaderboard spec from the
+    result's protocol.
     """
     src, root = Path(result_path), Path(root)
-    result = _load(src, None)
+    result, checked = _load(src, None, dataset=dataset, data_dir=data_dir)
+    assert checked is not None
     ds_dir = root / result.dataset.name
     spec_path = ds_dir / SPEC_FILE
     if spec_path.exists() or spec_path.is_symlink():
         spec = load_spec(ds_dir)
-        result = _load(src, spec)
+        result, _ = _load(src, spec, against_data=False)  # the data was checked just above
     else:
         spec = LeaderboardSpec.for_result(result)
         text = json.dumps(spec.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
@@ -338,9 +402,24 @@ def submit(
     if dest.exists() and not replace:
         raise SubmissionError(f"{dest} already exists (use --replace to overwrite it)")
     samples_src = src.parent / result.samples_file
-    # Per-sample file first: the result file never points at a missing one.
+    # Written as a pair (see publish_pair): an interrupted submit never leaves an old result
+    # beside new samples, nor a result whose samples are missing.
+    samples_dest = dest_dir / result.samples_file
+    for path in (samples_dest, dest):
+        remove_stale_temps(path)
     with samples_src.open("rb") as fh:
-        atomic_write(dest_dir / result.samples_file, iter(lambda: fh.read(1 << 20), b""))
-    atomic_write(dest, [src.read_bytes()])
-    validate_submission(dest, root, spec)
+        samples_tmp, _ = write_temp(samples_dest, iter(lambda: fh.read(1 << 20), b""), durable=True)
+    try:
+        result_tmp, _ = write_temp(dest, [src.read_bytes()], durable=True)
+    except BaseException:
+        samples_tmp.unlink(missing_ok=True)
+        raise
+    stale = record_path(dest)
+    if stale.is_file() and not stale.is_symlink():
+        # A reproduction of the result this one replaces says nothing about the new bytes.
+        stale.unlink()
+    publish_pair((samples_tmp, samples_dest), (result_tmp, dest))
+    # The copy, byte for byte what was checked against the data above.
+    validate_submission(dest, root, spec, against_data=False)
+    log(checked.describe())
     return dest

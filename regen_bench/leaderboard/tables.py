@@ -4,6 +4,7 @@ tables (pandas DataFrames), and the Markdown page of one dataset."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from regen_bench.data.schema import NARRATIVE_TYPES
 from regen_bench.leaderboard.submissions import Submission, SubmissionError, comparability_key
+from regen_bench.leaderboard.verify import describe
 from regen_bench.results import CRITIQUED_PREFIX, Result
 from regen_bench.tasks import TASKS
 
@@ -18,11 +20,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PANDAS_HINT = "leaderboards need pandas and tabulate: pip install 'regen-bench[leaderboard]'"
-TASK_LABELS = {
-    "sequential": "Hist. → ID",
-    "critique": "Hist. + Critique → ID",
-    "conversational": "Hist. + Critique → ID + Narrative",
-}
 NARRATIVE_LABELS = {
     "purchase_reason": "Purchase Reason",
     "purchase_explanation": "Purchase Reason Expl.",
@@ -68,6 +65,15 @@ def _fmt(metric: str, value: float | None) -> str:
     if base == "semantic_similarity":
         return f"{value:.3f}"
     return f"{value:.4f}"
+
+
+def task_label(name: str) -> str:
+    """The paper's row label of a task, read from its definition in the task registry
+    (``Hist. + Critique → ID + Narrative``), so a new task is labelled without an edit here."""
+    task = TASKS[name]
+    critique = " + Critique" if task.uses_critique else ""
+    narrative = " + Narrative" if task.generates else ""
+    return f"Hist.{critique} → ID{narrative}"
 
 
 def model_label(result: Result) -> str:
@@ -117,52 +123,81 @@ def _pandas() -> Any:
 
 
 def main_table(group: Group) -> pd.DataFrame:
-    """The paper's layout: rows task x metric, columns narrative type x model."""
+    """The paper's layout: rows task x metric, columns narrative type x model.
+
+    Every narrating task (with and without the critique) is one block of rows; a column is
+    one model (with its narrator) for one narrative type, its cells taken from the result of
+    each block's task.
+    """
     pd = _pandas()
     ranking = {(r.task.name, r.model.name): r for r in group.results if r.narration is None}
     convo = [r for r in group.results if r.narration is not None]
+    cells = {(r.task.name, r.task.narrative_type or "", model_label(r)): r for r in convo}
     narratives = sorted({r.task.narrative_type or "" for r in convo}, key=NARRATIVE_TYPES.index)
-    columns: list[tuple[str, str, str, Result | None]] = []  # narrative, model, label, convo
-    with_text = {r.model.name for r in convo}
+    columns: list[tuple[str, str, str]] = []  # narrative type, model, label
     for narr in narratives:
-        for r in sorted(
-            (r for r in convo if r.task.narrative_type == narr), key=lambda r: r.model.name
-        ):
-            columns.append((NARRATIVE_LABELS[narr], r.model.name, model_label(r), r))
+        pairs = {(r.model.name, model_label(r)) for r in convo if r.task.narrative_type == narr}
+        columns += [(narr, model, label) for model, label in sorted(pairs)]
+    with_text = {r.model.name for r in convo}
     for model in sorted({m for _, m in ranking} - with_text):
-        columns.append((RANKING_ONLY, model, model, None))
+        columns.append(("", model, model))
     text_metrics = [m for m in MAIN_TEXT if any(m in r.metrics for r in convo)]
     rows: list[tuple[str, str, str]] = []  # task, metric, label
     for task in TASKS:
-        present = any(t == task for t, _ in ranking) or (TASKS[task].generates and bool(convo))
+        generates = TASKS[task].generates
+        present = (
+            any(r.task.name == task for r in convo)
+            if generates
+            else any(t == task for t, _ in ranking)
+        )
         if not present:
             continue
-        metrics = list(MAIN_RANKING) + (text_metrics if TASKS[task].generates else [])
+        metrics = list(MAIN_RANKING) + (text_metrics if generates else [])
         rows += [(task, m, METRIC_LABELS[m]) for m in metrics]
     data = []
     for task, metric, label in rows:
-        line = [f"{task} ({TASK_LABELS[task]})", label]
-        for _narr, model, _label, conv in columns:
-            source = conv if TASKS[task].generates else ranking.get((task, model))
+        line = [f"{task} ({task_label(task)})", label]
+        for narr, model, col_label in columns:
+            if TASKS[task].generates:
+                source = cells.get((task, narr, col_label))
+            else:
+                source = ranking.get((task, model))
             line.append(_fmt(metric, source.metrics.get(metric) if source else None))
         data.append(line)
-    header = ["Task", "Metric"] + [f"{n} · {label}" for n, _m, label, _c in columns]
+    header = ["Task", "Metric"] + [
+        f"{NARRATIVE_LABELS[n] if n else RANKING_ONLY} · {label}" for n, _m, label in columns
+    ]
     return pd.DataFrame(data, columns=header)
 
 
-def ranking_tables(group: Group) -> list[tuple[str, pd.DataFrame]]:
-    """One plain ranking per task (and narrative type), sorted by NDCG@10, then MRR, name."""
-    pd = _pandas()
+def ranking_rows(group: Group) -> list[tuple[str, str, list[Result]]]:
+    """(task, narrative type or "", results best first) of each ranking table, in page order:
+    sorted by NDCG@10, then MRR, then label."""
     keys = sorted(
         {(r.task.name, r.task.narrative_type or "") for r in group.results},
         key=lambda k: (list(TASKS).index(k[0]), k[1]),
     )
-    tables = []
+    out = []
     for task, narr in keys:
         rows = [
             r for r in group.results if (r.task.name, r.task.narrative_type or "") == (task, narr)
         ]
         rows.sort(key=lambda r: (-r.metrics["ndcg@10"], -r.metrics["mrr"], model_label(r)))
+        out.append((task, narr, rows))
+    return out
+
+
+def ranking_title(task: str, narrative_type: str) -> str:
+    """A ranking table's title: the task, its paper label, and the narrative type."""
+    narr = f", {NARRATIVE_LABELS[narrative_type]}" if narrative_type else ""
+    return f"{task} ({task_label(task)}){narr}"
+
+
+def ranking_tables(group: Group) -> list[tuple[str, pd.DataFrame]]:
+    """One plain ranking per task (and narrative type), rows as :func:`ranking_rows`."""
+    pd = _pandas()
+    tables = []
+    for task, narr, rows in ranking_rows(group):
         has_text = any(r.narration is not None for r in rows)
         metric_cols = list(RANKING_COLUMNS) + (
             [m for m in MAIN_TEXT if any(m in r.metrics for r in rows)] if has_text else []
@@ -182,13 +217,40 @@ def ranking_tables(group: Group) -> list[tuple[str, pd.DataFrame]]:
             data.append(line)
         header = ["#", "Model"] + [METRIC_LABELS.get(m, m) for m in metric_cols]
         header += (["Narrated item"] if has_text else []) + ["Params", "Plugin", "Seed"]
-        title = f"{task} ({TASK_LABELS[task]})" + (f", {NARRATIVE_LABELS[narr]}" if narr else "")
-        tables.append((title, pd.DataFrame(data, columns=header)))
+        tables.append((ranking_title(task, narr), pd.DataFrame(data, columns=header)))
     return tables
 
 
+#: Line breaks of any kind (C0/C1 controls, DEL, Unicode line and paragraph separators): a
+#: free-text value must stay on its line, or it could start a heading or split a table row.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: Characters with an inline meaning: code, emphasis, links and images, table cells, strikes,
+#: and ':' so that no scheme (``javascript:``, ``https://``) is ever autolinked.
+_INLINE = re.compile(r"([\\`*_\[\]|~:])")
+
+
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """``text`` as literal Markdown inline text (a table cell, a title): on one line, HTML
+    escaped, every character with an inline meaning backslash-escaped, ``www.`` defused.
+
+    Result fields are free text written by whoever submits; plain names and numbers come out
+    unchanged, so the published pages do not change for them.
+    """
+    text = _BREAKS.sub(" ", text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _INLINE.sub(r"\\\1", text)
+    return re.sub(r"(?i)\b(www)\.", r"\1\\.", text)
+
+
+def _md_code(text: str) -> str:
+    """``text`` as a code span (shown verbatim) when plainly safe as one, else escaped text.
+
+    A backtick would end the span; '<', '&' and brackets are literal inside one for CommonMark
+    but not for every Markdown reader (nor for a raw view), so such text is escaped instead.
+    """
+    if _BREAKS.search(text) or any(c in text for c in "`<>&[]") or not text.strip():
+        return _md_escape(text)
+    return f"`{text}`"
 
 
 def _markdown_table(df: pd.DataFrame) -> str:
@@ -203,10 +265,10 @@ def render_markdown(dataset: str, subs: list[Submission], root: Path) -> str:
     """``leaderboards/<dataset>.md``."""
     groups = group_results(s.result for s in subs)
     lines = [
-        f"# Leaderboard: {dataset}",
+        f"# Leaderboard: {_md_escape(dataset)}",
         "",
         "<!-- Generated by `regen-bench leaderboard build` from "
-        f"{root.name}/{dataset}/; do not edit. -->",
+        f"{_md_escape(root.name)}/{_md_escape(dataset)}/; do not edit. -->",
         "",
         f"{len(subs)} accepted result file(s). Numbers in one table share a comparability key "
         "(harness major version, dataset fingerprint, split, ranking protocol, tie and history "
@@ -214,9 +276,9 @@ def render_markdown(dataset: str, subs: list[Submission], root: Path) -> str:
         "different keys are never mixed.",
     ]
     for i, g in enumerate(groups, start=1):
-        lines += ["", f"## Table {i}", "", f"Protocol key: `{g.protocol}`"]
+        lines += ["", f"## Table {i}", "", f"Protocol key: {_md_code(g.protocol)}"]
         if g.text:
-            lines += ["", f"Text-metric key: `{g.text}`"]
+            lines += ["", f"Text-metric key: {_md_code(g.text)}"]
         lines += [
             "",
             "Rows: task x metric; columns: narrative type x model (as in the paper's Tables 4 "
@@ -226,9 +288,19 @@ def render_markdown(dataset: str, subs: list[Submission], root: Path) -> str:
         ]
         for title, df in ranking_tables(g):
             lines += ["", f"### Ranking: {title}", "", _markdown_table(df)]
-    lines += ["", "## Submissions", ""]
+    lines += [
+        "",
+        "## Submissions",
+        "",
+        "Reproduced: whether `regen-bench leaderboard verify --record` re-ran the recorded "
+        "command and got the same per-sample file (exact) or metrics within a tolerance, and "
+        "with which harness version.",
+        "",
+    ]
     for s in subs:
         rel = s.path.relative_to(root).as_posix()
-        # Names are restricted (NAME_RE) and a code span shows the signature verbatim.
-        lines.append(f"- `{rel}`: `{s.result.signature}`")
+        lines.append(
+            f"- {_md_code(rel)}: {_md_code(s.result.signature)}; reproduced: "
+            f"{_md_escape(describe(s.reproduction))}"
+        )
     return "\n".join(lines) + "\n"

@@ -14,6 +14,10 @@ compares
 - every metric within ``tolerance`` (``within_tolerance``: float kernels differ between CPU
   instruction sets, so a trained model may move in the last digits elsewhere), else ``differs``.
 
+Both runs must have loaded the same weights (their ``weights`` pins,
+:mod:`regen_bench.weights`): other weights (a hub model that moved on, a retrained folder) make
+the outcome ``not_run``, naming each role that differs, since nothing about the model is tested.
+
 A successful check can be recorded next to the submission (``<stem>.verified.json``), bound to
 the exact bytes of the result file by their sha256, so the leaderboard shows the row as
 reproduced and by which harness version. A record is only as good as whoever ran the check:
@@ -81,7 +85,12 @@ def recorded_command(result: Result, output: Path | str) -> list[str]:
                 cmd += ["--set", f"narrator.model={n.llm_model}"]
             cmd += ["--set", f"narrator.condition={n.condition}"]
             for key, value in sorted(n.config.items()):
-                cmd += ["--set", f"narrator.{key}={_config_arg(value)}"]
+                if key == "backend_options" and isinstance(value, dict):
+                    # Recorded as one block, given as narrator.<option> like any other.
+                    for opt, setting in sorted(value.items()):
+                        cmd += ["--set", f"narrator.{opt}={_config_arg(setting)}"]
+                else:
+                    cmd += ["--set", f"narrator.{key}={_config_arg(value)}"]
         text = n.text_config
         cmd += ["--embedder", text.get("embedder", "none")]
         cmd += ["--bertscore-model", text.get("bertscore_model", "none")]
@@ -174,6 +183,25 @@ def _compare_samples(published: Path, rerun: Path) -> tuple[bool, float]:
     return True, agree / max(len(old), 1)
 
 
+def _abbreviated(pinned: str | None) -> str:
+    if pinned is None:
+        return "none"
+    ref, _, rev = pinned.rpartition("@")
+    kind, _, digits = rev.rpartition(":")
+    return f"{ref}@{kind + ':' if kind else ''}{digits[:12]}{'...' if len(digits) > 12 else ''}"
+
+
+def weights_difference(published: dict[str, str], here: dict[str, str]) -> str:
+    """Each role whose pin differs: ``role <published pin> here <this machine's pin>``
+    (revisions cut to 12 digits; ``none``: the run did not load that role)."""
+    parts = [
+        f"{role} {_abbreviated(published.get(role))} here {_abbreviated(here.get(role))}"
+        for role in sorted(set(published) | set(here))
+        if published.get(role) != here.get(role)
+    ]
+    return "; ".join(parts)
+
+
 def _check_versions(result: Result) -> None:
     from regen_bench import __version__
 
@@ -228,6 +256,11 @@ def verify(
         if len(new_files) != 1:
             return Verification(path, "not_run", "the re-run wrote no result", shown, tolerance)
         new = load_result(new_files[0])
+        if (result.weights or {}) != (new.weights or {}):
+            detail = "weights differ, not compared: " + weights_difference(
+                result.weights or {}, new.weights or {}
+            )
+            return Verification(path, "not_run", detail, shown, tolerance)
         new_samples = new_files[0].parent / new.samples_file
         new_sha = file_sha256(new_samples)
         same_users, agree = _compare_samples(path.parent / result.samples_file, new_samples)

@@ -29,6 +29,7 @@ from regen_bench.llm.types import (
     BackendError,
     LLMRequest,
     LLMResponse,
+    RequestTimeout,
     RetryableError,
 )
 
@@ -60,12 +61,62 @@ def reask_request(req: LLMRequest, attempt: int, reask_temperature: float = 0.7)
     )
 
 
+#: Characters per prompt token assumed when a request's timeout is sized (no tokenizer here).
+_CHARS_PER_TOKEN = 4
+#: A prompt token costs this fraction of a generated token (prefill runs them all at once).
+_PROMPT_TOKEN_WEIGHT = 0.1
+
+
+class _AdaptiveLimit:
+    """A concurrency bound that a timeout halves and successes raise again (AIMD).
+
+    A timeout means the server could not keep up: sending as many calls again only lengthens
+    its queue. ``limit`` halves (at least 1) on each timeout and grows by one after ``limit``
+    successes in a row, up to ``ceiling``. Calls in flight are never interrupted; new calls
+    wait until fewer than ``limit`` are running.
+    """
+
+    def __init__(self, ceiling: int):
+        self.ceiling = ceiling
+        self.limit = ceiling
+        self.active = 0
+        self._streak = 0
+        self._cond = threading.Condition()
+
+    def __enter__(self) -> _AdaptiveLimit:
+        with self._cond:
+            self._cond.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self.active -= 1
+            self._cond.notify_all()
+
+    def success(self) -> None:
+        with self._cond:
+            self._streak += 1
+            if self.limit < self.ceiling and self._streak >= self.limit:
+                self.limit += 1
+                self._streak = 0
+                self._cond.notify_all()
+
+    def timed_out(self) -> int:
+        """Halve the limit; returns the new one."""
+        with self._cond:
+            self.limit = max(1, self.limit // 2)
+            self._streak = 0
+            return self.limit
+
+
 @dataclass
 class _Usage:
     requests: int = 0
     cache_hits: int = 0
     calls: int = 0
     retries: int = 0
+    timeouts: int = 0
     reasks: int = 0
     retry_wait_s: float = 0.0
     failures: int = 0
@@ -80,7 +131,12 @@ class LLMClient:
     ``concurrency`` bounds simultaneous backend calls of this client (all threads together).
     ``max_retries`` retries a :class:`RetryableError` after waiting ``uniform(0, min(max,
     base * 2**attempt))`` seconds (full jitter), or the server's ``Retry-After`` (capped at
-    ``backoff_max_s``). ``timeout_s`` is handed to the backend for each attempt. An answer that
+    ``backoff_max_s``). Each attempt's timeout is sized to the request (:meth:`timeout_for`):
+    ``timeout_s`` (the floor: connection, queueing, prompt) plus ``timeout_per_token_s`` per
+    token it may cost. A :class:`RequestTimeout` is never retried, since the server may still
+    be generating the abandoned answer and a re-send would double its work (a retry storm
+    under load); the call fails with a message saying so, and the concurrency is halved
+    (see :class:`_AdaptiveLimit`) so that the calls after it stop piling up. An answer that
     breaks the request's ``json_schema`` (or an answer check given to :meth:`complete_many`)
     is asked again up to ``schema_retries`` times; a re-ask is never the identical request,
     which a greedy or seeded backend would answer identically: re-ask ``k`` samples at
@@ -100,6 +156,7 @@ class LLMClient:
         backoff_base_s: float = 1.0,
         backoff_max_s: float = 60.0,
         timeout_s: float = 120.0,
+        timeout_per_token_s: float = 0.25,
         schema_retries: int = 2,
         reask_temperature: float = 0.7,
     ):
@@ -111,6 +168,8 @@ class LLMClient:
             raise ValueError(f"reask_temperature must be a number >= 0, got {reask_temperature!r}")
         if backoff_base_s < 0 or backoff_max_s < 0 or timeout_s <= 0:
             raise ValueError("backoff_base_s, backoff_max_s must be >= 0 and timeout_s > 0")
+        if not (0 <= timeout_per_token_s < math.inf):
+            raise ValueError(f"timeout_per_token_s must be >= 0, got {timeout_per_token_s!r}")
         self.backend = backend
         self.cache = ResponseCache(cache_path) if cache_path is not None else None
         self.concurrency = concurrency
@@ -118,14 +177,23 @@ class LLMClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.timeout_s = timeout_s
+        self.timeout_per_token_s = float(timeout_per_token_s)
         self.schema_retries = schema_retries
         self.reask_temperature = float(reask_temperature)
-        self._slots = threading.BoundedSemaphore(concurrency)
+        self._slots = _AdaptiveLimit(concurrency)
         self._lock = threading.Lock()
         self._usage = _Usage()
         self._jitter = random.Random()  # only spreads retry waits; never touches answers
 
     # -- public ----------------------------------------------------------------------------
+    def timeout_for(self, request: LLMRequest) -> float:
+        """Seconds one attempt of ``request`` may take: ``timeout_s + timeout_per_token_s *
+        (max_tokens + prompt_tokens / 10)``, the prompt counted as characters / 4 and at a
+        tenth of a generated token (a server reads the prompt in one pass)."""
+        chars = len(request.system) + len(request.prompt_with_schema())
+        tokens = request.max_tokens + _PROMPT_TOKEN_WEIGHT * chars / _CHARS_PER_TOKEN
+        return self.timeout_s + self.timeout_per_token_s * tokens
+
     def complete(self, request: LLMRequest) -> LLMResponse:
         """Answer one request (from the cache when possible)."""
         return self.complete_many([request], progress=False)[0]
@@ -208,6 +276,8 @@ class LLMClient:
             "cache_hits": u.cache_hits,
             "calls": u.calls,
             "retries": u.retries,
+            "timeouts": u.timeouts,
+            "concurrency_now": self._slots.limit,
             "reasks": u.reasks,
             "retry_wait_s": round(u.retry_wait_s, 4),
             "failures": u.failures,
@@ -258,15 +328,20 @@ class LLMClient:
                 response=resp,
             )
 
-    def _with_retries(self, call: Callable[[], T]) -> tuple[T | None, str | None]:
-        """(result, None), or (None, reason) once retries are spent or the error is permanent."""
+    def _with_retries(self, call: Callable[[], T], timeout_s: float) -> tuple[T | None, str | None]:
+        """(result, None), or (None, reason) once retries are spent, the error is permanent,
+        or the attempt timed out (``timeout_s`` is only quoted in that message)."""
         last = ""
         for attempt in range(self.max_retries + 1):
             try:
                 with self._slots:
                     with self._lock:
                         self._usage.calls += 1
-                    return call(), None
+                    result = call()
+                self._slots.success()
+                return result, None
+            except RequestTimeout:
+                return None, self._timed_out(timeout_s)
             except RetryableError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 if attempt == self.max_retries:
@@ -285,6 +360,23 @@ class LLMClient:
                 log.warning("llm backend %s raised %s", self.backend.name, redact(repr(exc)))
                 return None, f"{type(exc).__name__}: {exc}"
         return None, f"gave up after {self.max_retries + 1} attempts: {last}"
+
+    def _timed_out(self, timeout_s: float) -> str:
+        """Lower the concurrency after a timeout; the failure's one-line reason."""
+        limit = self._slots.timed_out()
+        with self._lock:
+            self._usage.timeouts += 1
+            first = self._usage.timeouts == 1
+        reason = (
+            f"server too slow: no answer within {round(timeout_s, 1):g} s (timeout_s "
+            f"{self.timeout_s:g} + timeout_per_token_s {self.timeout_per_token_s:g} per token); "
+            "not sent again, as the server may still be generating it; concurrency lowered to "
+            f"{limit}. Raise timeout_s or timeout_per_token_s, lower --concurrency, or stream "
+            "(openai: stream=true); rerun to resume"
+        )
+        if first:
+            log.warning("llm backend %s: %s", self.backend.name, reason)
+        return f"RequestTimeout: {reason}"
 
     def _accepted(
         self, req: LLMRequest, got: LLMResponse, check: AnswerCheck | None = None
@@ -318,8 +410,9 @@ class LLMClient:
             if attempt > 0:
                 with self._lock:
                     self._usage.reasks += 1
+            timeout = self.timeout_for(asked)
             got, err = self._with_retries(
-                partial(self.backend.complete, asked, timeout_s=self.timeout_s)
+                partial(self.backend.complete, asked, timeout_s=timeout), timeout
             )
             if got is None:
                 return self._failed(err)
@@ -356,14 +449,15 @@ class LLMClient:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             reqs = [req for _, req, _ in chunk]
+            timeout = max(self.timeout_for(r) for r in reqs)
 
-            def call(reqs: list[LLMRequest] = reqs) -> list[LLMResponse]:
-                answers = list(complete_batch(reqs, timeout_s=self.timeout_s))
+            def call(reqs: list[LLMRequest] = reqs, timeout: float = timeout) -> list[LLMResponse]:
+                answers = list(complete_batch(reqs, timeout_s=timeout))
                 if len(answers) != len(reqs):
                     raise BackendError(f"{len(answers)} answers for {len(reqs)} requests")
                 return answers
 
-            got, err = self._with_retries(call)
+            got, err = self._with_retries(call, timeout)
             for i, (key, _, positions) in enumerate(chunk):
                 if got is None:
                     resp = self._failed(err)
@@ -387,7 +481,8 @@ def make_client(
     """An :class:`LLMClient` for the ``llm_backend`` plugin ``backend_name``.
 
     ``options`` named like a keyword of :class:`LLMClient` (``cache_path``, ``concurrency``,
-    ``max_retries``, ``backoff_base_s``, ``backoff_max_s``, ``timeout_s``, ``schema_retries``,
+    ``max_retries``, ``backoff_base_s``, ``backoff_max_s``, ``timeout_s``,
+    ``timeout_per_token_s``, ``schema_retries``,
     ``reask_temperature``) configure the client, with its defaults; the rest go to the backend's
     factory, and unknown ones raise ValueError listing the backend's options. Unknown backend
     names raise UnknownNameError (with "did you mean").

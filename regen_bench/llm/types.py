@@ -31,6 +31,12 @@ class RetryableError(LLMError):
         self.retry_after = retry_after
 
 
+class RequestTimeout(RetryableError):
+    """No answer within the attempt's timeout. The server may still be generating it (most
+    servers finish an abandoned non-streamed request), so :class:`regen_bench.llm.LLMClient`
+    does not send it again: it lowers its concurrency and reports the call as failed."""
+
+
 @dataclass(frozen=True)
 class LLMRequest:
     """One prompt. ``temperature=0`` is greedy; ``json_schema`` asks for a structured answer."""
@@ -117,11 +123,18 @@ class LLMResponse:
 class Backend(Protocol):
     """What an ``llm_backend`` plugin's factory returns.
 
-    ``complete`` answers one request or raises :class:`RetryableError` (rate limit, 5xx,
-    timeout) / :class:`BackendError` (permanent); ``timeout_s`` bounds one attempt. A local
+    ``complete`` answers one request or raises :class:`RequestTimeout` (no answer within
+    ``timeout_s``, which bounds one attempt), :class:`RetryableError` (rate limit, 5xx, lost
+    connection) or :class:`BackendError` (permanent). A local
     backend may also define ``complete_batch(requests, *, timeout_s=None) -> list[LLMResponse]``
     and ``batch_size: int``; the client then sends it batches instead of parallel calls.
     ``price_per_mtok`` is (input, output) USD per million tokens, or None when unknown.
+    A backend that loads weights itself may define ``weights() -> dict[str, str]``: option ->
+    :func:`regen_bench.weights.pin` of what it loaded (``model`` is recorded as the run's
+    ``narrator`` role, any other option as ``narrator.<option>``); a remote API has none. Its
+    factory may define ``check_weights(options)``, which a run's preflight calls before
+    training: it raises :class:`~regen_bench.weights.WeightsError` for weights that could not
+    be pinned (a hub id neither in the cache nor reachable) without loading anything.
     """
 
     name: str

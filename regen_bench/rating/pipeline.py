@@ -12,7 +12,9 @@ Where scores go in the file's ``metadata`` block (docs/rating.md shows an exampl
 
 Negative samples are rated for the bias check only: their scores go to the table, not the file.
 The run is resumable: every finished LLM call is committed to ``<out>.rate-cache.sqlite`` and
-a rerun answers it from there.
+a rerun answers it from there. With ``shard`` (``--shard i/n``) a run rates and writes only the
+users of that shard (:mod:`regen_bench.shards`); :func:`regen_bench.rating.merge.merge_ratings`
+joins the shards' outputs.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ from regen_bench.rating.subjects import (
     negative_samples,
     subjects_for,
 )
+from regen_bench.shards import Shard, content_sha256
+
+SUMMARY_SUFFIX = ".rating.json"
+TABLE_SUFFIX = ".scores.csv"
+CACHE_SUFFIX = ".rate-cache.sqlite"
 
 
 @dataclass
@@ -146,6 +153,7 @@ def rate_file(
     rater_options: dict[str, Any] | None = None,
     runs: int = 7,
     limit: int | None = None,
+    shard: Shard | None = None,
     seed: int = 0,
     concurrency: int = 4,
     plots: str | os.PathLike[str] | None = None,
@@ -160,6 +168,10 @@ def rate_file(
     copied unchanged); ``<out>.scores.csv`` holds one row per (output, variant, text,
     attribute) with the per-run scores; ``<out>.rating.json`` the settings, LLM usage and the
     bias table. With ``plots``, PNG figures and a markdown report are written there.
+
+    With ``shard``, only that shard's users are rated (those among the first ``limit``) and
+    written (the others of the shard copied unchanged); negative samples are drawn from the
+    shard's users.
     """
     plugins = plugins or get_plugin_manager()
     if limit is not None and limit < 1:
@@ -174,11 +186,13 @@ def rate_file(
         if limit is not None and len(records) >= limit:
             break
         records.append(record)
+    if shard is not None:
+        records = [r for r in records if shard.owns(r.user_id)]
     real = [s for r in records for s in subjects_for(the_rater.kind, r)]
     negatives = negative_samples(real, records, seed) if bias_check and real else []
     client = make_client(
         backend,
-        cache_path=Path(cache) if cache is not None else Path(f"{out}.rate-cache.sqlite"),
+        cache_path=Path(cache) if cache is not None else Path(f"{out}{CACHE_SUFFIX}"),
         concurrency=concurrency,
         # A malformed answer is one failed run of the ensemble (the ensemble is the redundancy);
         # re-asking a seeded local model would give the same answer again.
@@ -207,19 +221,35 @@ def rate_file(
         _put_scores(record, rater, by_user.get(record.user_id, []), info)
 
     def lines() -> Iterator[bytes]:
-        for i, record in enumerate(iter_records(source)):
-            yield dumps_record(records[i] if i < len(records) else record)
+        rated = iter(records)
+        for k, record in enumerate(iter_records(source)):
+            if shard is not None and not shard.owns(record.user_id):
+                continue
+            yield dumps_record(next(rated) if limit is None or k < limit else record)
 
-    atomic_write(out, lines(), compress=str(out).endswith(".gz"))
+    fingerprint = atomic_write(out, lines(), compress=str(out).endswith(".gz"))
     rows = score_rows(rater, ratings)
-    table = Path(f"{out}.scores.csv")
+    table = Path(f"{out}{TABLE_SUFFIX}")
     write_table(rows, table)
     bias = bias_table(rows) if bias_check else None
     failed = sum(len(r.failures) for r in ratings)
-    summary = Path(f"{out}.rating.json")
+    summary = Path(f"{out}{SUMMARY_SUFFIX}")
     doc = {
         "rater": rater,
         "dataset": str(dataset),
+        "dataset_file": str(source.resolve()),  # where merge finds the input
+        "dataset_sha256": content_sha256(source),
+        "shard": shard.as_dict() if shard is not None else None,
+        "output_sha256": fingerprint,
+        "backend": backend,
+        "backend_model": usage["model"],
+        # As inpaint's manifest: option names holding secrets are left out.
+        "backend_config": {
+            k: v for k, v in sorted((backend_options or {}).items()) if "key" not in k
+        },
+        "rater_options": dict(sorted((rater_options or {}).items())),
+        "limit": limit,
+        "bias_check": bias_check,
         "users": len(records),
         "outputs": len(real),
         "negatives": len(negatives),
@@ -252,4 +282,12 @@ def rate_file(
     return outcome
 
 
-__all__ = ["RatingOutcome", "dataset_path", "make_rater", "rate_file"]
+__all__ = [
+    "CACHE_SUFFIX",
+    "SUMMARY_SUFFIX",
+    "TABLE_SUFFIX",
+    "RatingOutcome",
+    "dataset_path",
+    "make_rater",
+    "rate_file",
+]

@@ -77,18 +77,22 @@ def _attributes(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def bias_table(
-    rows: Sequence[dict[str, Any]],
+    rows: Iterable[dict[str, Any]],
 ) -> dict[str, dict[str, dict[str, float | int | None]]]:
-    """attribute -> variant -> {"high": share of scores >= 6 (None if none), "n": scored}."""
+    """attribute -> variant -> {"high": share of scores >= 6 (None if none), "n": scored}.
+
+    One pass over ``rows`` (a merge streams them from the shards' tables)."""
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    attributes: dict[str, None] = {}
     for r in rows:
+        attributes.setdefault(r["attribute"], None)
         if r["score"] is None:
             continue
         c = counts[(r["attribute"], r["variant"])]
         c[0] += int(r["score"] >= HIGH_SCORE)
         c[1] += 1
     out: dict[str, dict[str, dict[str, float | int | None]]] = {}
-    for attr in _attributes(rows):
+    for attr in attributes:
         out[attr] = {}
         for variant in VARIANTS:
             high, n = counts.get((attr, variant), [0, 0])

@@ -4,7 +4,7 @@ A run is a :class:`RunConfig` (every setting that can change a number) and five 
 each in :mod:`~regen_bench.runner.steps`: :func:`prepare` (checks; :func:`preflight`: every
 component can load; data, narrator), :func:`fit`, :func:`evaluate` (full-catalog ranking,
 :mod:`~regen_bench.runner.scoring`),
-:func:`narrate` (conversational task, :mod:`~regen_bench.runner.narration`) and
+:func:`narrate` (narrating tasks, :mod:`~regen_bench.runner.narration`) and
 :func:`build_result`. :func:`run` calls them in order and writes the result and per-sample files::
 
     from regen_bench.runner import RunConfig, run

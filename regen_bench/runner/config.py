@@ -32,9 +32,10 @@ class RunError(ValueError):
 class RunConfig:
     """One run: ``model`` on ``task`` of ``dataset``, with every setting that shapes its result.
 
-    ``options`` are the ``--set`` options: ``narrator.*`` keys configure the conversational
-    task's narrator, the others go to the model's factory. ``limit`` keeps the first N test
-    users (recorded in the protocol and the signature); ``threads`` sets torch's CPU threads.
+    ``options`` are the ``--set`` options: ``narrator.*`` keys configure the narrator of a
+    task that writes narratives, the others go to the model's factory. ``limit`` keeps the
+    first N test users (recorded in the protocol and the signature); ``threads`` sets torch's
+    CPU threads.
     ``tuning`` is set when ``options`` came from ``regen-bench tune`` (recorded in the result;
     the dataset must be the one the search ran on).
     """
@@ -78,11 +79,33 @@ class RunConfig:
 def supports(meta: Mapping[str, Any], task: str) -> bool:
     """Whether a model registered with ``meta`` can run ``task``.
 
-    The conversational task is open to joint models that declare it and, through the narrator,
-    to every model that ranks with critiques (it ranks exactly as on ``critique``).
+    A task that writes a narrative is open to joint models that declare it and, through the
+    narrator, to every model that declares its ranking twin (:func:`ranking_twin`: it ranks
+    exactly as there): ``conversational`` to the models of ``critique``, ``narrative`` to
+    those of ``sequential``.
     """
     tasks = tuple(meta.get("tasks", ()))
-    return task in tasks or (task == "conversational" and "critique" in tasks)
+    if task in tasks:
+        return True
+    twin = ranking_twin(task)
+    return twin is not None and twin in tasks
+
+
+def ranking_twin(task: str) -> str | None:
+    """The task that ranks exactly as the narrating ``task`` does (same inputs, no narrative):
+    the first registered task that writes none and shows the critique exactly when ``task``
+    does; None for a task that writes no narrative (or an unknown one)."""
+    own = TASKS.get(task)
+    if own is None or not own.generates:
+        return None
+    return next(
+        (
+            t.name
+            for t in TASKS.values()
+            if not t.generates and t.uses_critique == own.uses_critique
+        ),
+        None,
+    )
 
 
 def check_names(model: str, task: str, plugins: PluginManager) -> None:
@@ -127,5 +150,6 @@ __all__ = [
     "RunError",
     "check_config",
     "check_names",
+    "ranking_twin",
     "supports",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 DEFAULT_OUTPUT = "results"
 DEFAULT_EVAL_BATCH_SIZE = 256
 DEFAULT_SEED = 0
-#: ``--set`` keys with this prefix configure the conversational task's narrator.
+#: ``--set`` keys with this prefix configure the narrator of a narrating task.
 NARRATOR_PREFIX = "narrator."
 
 # Copies (owner in the comment).
@@ -24,6 +24,7 @@ DEFAULT_BERTSCORE_MODEL = "all-MiniLM-L6-v2"  # regen_bench.metrics.text
 TASK_DESCRIPTIONS: dict[str, str] = {
     "sequential": "history -> next item",
     "critique": "history + the critique leading to the target -> next item",
+    "narrative": "history -> next item and a narrative of a given type (no critique)",
     "conversational": "history + critique -> next item and a narrative of a given type",
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,16 +35,16 @@ from regen_bench.results import (
     TaskInfo,
     recompute_metrics,
     signature,
-    write_result,
-    write_samples,
+    write_result_pair,
 )
-from regen_bench.runner.components import preflight
+from regen_bench.runner.components import check_output, preflight
 from regen_bench.runner.config import RunConfig, RunError, check_config
 from regen_bench.runner.environment import environment, git_commit
-from regen_bench.runner.narration import narrate_samples
+from regen_bench.runner.narration import check_text_users, narrate_samples
 from regen_bench.runner.scoring import score_examples
 from regen_bench.tasks import SPLIT, TaskData, build_task
 from regen_bench.threads import set_torch_threads
+from regen_bench.weights import WeightsError
 
 Log = Callable[[str], None]
 
@@ -70,12 +70,14 @@ class Prepared:
 
 @dataclass
 class Fitted:
-    """The trained model, its fit log, and ``time.perf_counter()`` once built and once trained."""
+    """The trained model, its fit log, ``time.perf_counter()`` once built and once trained, and
+    the pins of the pretrained weights it loaded (role ``model.<option>``)."""
 
     model: Model
     fit_log: dict[str, Any]
     built: float
     fitted: float
+    weights: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,11 +92,13 @@ class Evaluated:
 
 @dataclass
 class Narrated:
-    """How the narratives were made, their text metrics, and perf_counter() once scored."""
+    """How the narratives were made, their text metrics, perf_counter() once scored, and the
+    pins of the weights narrating and scoring loaded (narrator, embedder, BERTScore model)."""
 
     narration: Narration
     metrics: dict[str, float]
     done: float
+    weights: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -146,6 +150,9 @@ def prepare(
             f"{config.tuning.dataset_fingerprint[:12]}..., this one {ds.fingerprint[:12]}...); "
             "tune on this dataset, or run on that one (--dataset)"
         )
+    # The folder of this dataset's results, now that its name is known (the preflight
+    # checked the output folder above it): before training, not after.
+    check_output(config.output_paths(ds.name)[0].parent)
     data = build_task(ds, config.task, config.narrative)
     if config.limit is not None:
         # A documented subset for quick checks (e.g. LLM narration on CPU): the first ``limit``
@@ -161,7 +168,8 @@ def prepare(
     narrator = NarratorConfig.from_options(options)
     if options and not data.task.generates:
         raise RunError(
-            f"narrator.* options apply to the conversational task only, not '{config.task}'"
+            "narrator.* options apply to a task that writes narratives (narrative or "
+            f"conversational task only), not '{config.task}'"
         )
     entry = plugins.get("model", config.model)
     finetuned = None
@@ -180,17 +188,34 @@ def build_model(entry: Entry, catalog: Catalog, seed: int, options: dict[str, ob
     return model
 
 
+def model_weights(model: Model, name: str) -> dict[str, str]:
+    """Role ``model.<option>`` -> pin of each pretrained weight ``model`` loaded (its optional
+    ``weights()``); a pin that fails is a :class:`RunError` naming the model and the option."""
+    own = getattr(model, "weights", None)
+    try:
+        pins: dict[str, str] = own() if callable(own) else {}
+    except WeightsError as exc:
+        raise RunError(f"model '{name}': cannot pin the weights it loaded: {exc}") from None
+    return {f"model.{option}": pinned for option, pinned in pins.items()}
+
+
 def fit(prepared: Prepared) -> Fitted:
-    """Seed, build the model from its factory and train it on the training split."""
+    """Seed, build the model from its factory, pin the weights it loaded and train it on the
+    training split."""
     model = build_model(
         prepared.entry,
         prepared.dataset.catalog,
         prepared.config.seed,
         prepared.config.model_options(),
     )
+    # Before training: a run whose weights cannot be recorded, or whose own text would
+    # leave no held-out user to score, stops before the long part.
+    weights = model_weights(model, prepared.config.model)
+    if prepared.data.task.generates:
+        check_text_users(model, prepared.data.test)
     built = time.perf_counter()
     fit_log = model.fit(prepared.data.train, prepared.data.valid) or {}
-    return Fitted(model, fit_log, built, time.perf_counter())
+    return Fitted(model, fit_log, built, time.perf_counter(), weights)
 
 
 def evaluate(prepared: Prepared, model: Model, *, progress: bool = True) -> Evaluated:
@@ -219,7 +244,7 @@ def narrate(
     """Write and score the narratives of a generating task (None for the others)."""
     if not prepared.data.task.generates:
         return None
-    narration, metrics = narrate_samples(
+    narration, metrics, weights = narrate_samples(
         model,
         prepared.data,
         prepared.dataset,
@@ -230,7 +255,7 @@ def narrate(
         progress=progress,
         log=log,
     )
-    return Narrated(narration, metrics, time.perf_counter())
+    return Narrated(narration, metrics, time.perf_counter(), weights)
 
 
 def build_result(
@@ -247,6 +272,7 @@ def build_result(
     samples = evaluated.samples
     info = next((p for p in prepared.plugins.infos if p.name == entry.plugin), None)
     t0, finished = prepared.started, narrated.done if narrated else evaluated.done
+    weights = {**fitted.weights, **(narrated.weights if narrated else {})}
     result = Result(
         harness_version=regen_bench.__version__,
         git_commit=git_commit(),
@@ -292,6 +318,7 @@ def build_result(
         fit_log=fitted.fit_log,
         narration=narrated.narration if narrated else None,
         tuning=config.tuning,
+        weights=weights or None,
         samples_file=samples_file,
         samples_sha256=samples_sha256,
         signature="",
@@ -301,9 +328,11 @@ def build_result(
 
 
 def run(config: RunConfig, *, progress: bool = True, log: Log = _quiet) -> RunOutput:
-    """Train, evaluate and (for the conversational task) narrate; write the result files.
+    """Train, evaluate and (for a narrating task) narrate; write the result files.
 
-    Writes ``OUTPUT/<dataset>/<task>/<model>[__<narrative>].json`` and its ``.samples.jsonl``.
+    Writes ``OUTPUT/<dataset>/<task>/<model>[__<narrative>].json`` and its ``.samples.jsonl``
+    as a pair (:func:`~regen_bench.results.write_result_pair`: an interrupted run leaves the
+    old pair, the new one, or samples with no result, never a result that does not validate).
     ``progress=False`` also quietens the model's own epoch progress
     (:mod:`regen_bench.progress`).
     """
@@ -313,11 +342,14 @@ def run(config: RunConfig, *, progress: bool = True, log: Log = _quiet) -> RunOu
         evaluated = evaluate(prepared, fitted.model, progress=progress)
         narrated = narrate(prepared, fitted.model, evaluated, progress=progress, log=log)
     result_path, samples_path = config.output_paths(prepared.dataset.name)
-    sha = write_samples(samples_path, evaluated.samples)
-    result = build_result(
-        prepared, fitted, evaluated, narrated, samples_file=samples_path.name, samples_sha256=sha
+    result = write_result_pair(
+        result_path,
+        samples_path,
+        evaluated.samples,
+        lambda name, sha: build_result(
+            prepared, fitted, evaluated, narrated, samples_file=name, samples_sha256=sha
+        ),
     )
-    write_result(result_path, result)
     return RunOutput(result, result_path, samples_path)
 
 
@@ -331,6 +363,7 @@ __all__ = [
     "build_result",
     "evaluate",
     "fit",
+    "model_weights",
     "narrate",
     "prepare",
     "run",

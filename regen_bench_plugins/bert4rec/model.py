@@ -96,10 +96,11 @@ class BERT4Rec(TorchRecommender[_Training]):
         torch, device, o = self._torch, self.device, self.options
         width = filled_width(data.items[rows])
         seq = data.items[rows][:, -width:]
-        inp, lab = self._net_mod.mask_items(rng, seq, o.mask_prob, o.last_prob, self.mask_id)
-        crit = None
-        if data.critiques is not None:
-            crit = torch.from_numpy(data.critiques[rows][:, -width:]).to(device)
+        crit_ids = None if data.critiques is None else data.critiques[rows][:, -width:]
+        inp, lab, crit_ids = self._net_mod.mask_items(
+            rng, seq, o.mask_prob, o.last_prob, self.mask_id, o.last_cut, crit_ids
+        )
+        crit = None if crit_ids is None else torch.from_numpy(crit_ids).to(device)
         lab_t = torch.from_numpy(lab).to(device)
         logits, aux = self._train_logits(torch.from_numpy(inp).to(device), crit, lab_t)
         loss = self._net_mod.masked_ce(logits, lab_t[lab_t > 0])

@@ -126,17 +126,44 @@ def init_weights(module: nn.Module, hidden: int, scheme: str = "unit") -> float:
 
 
 def mask_items(
-    rng: np.random.Generator, seq: np.ndarray, prob: float, last_prob: float, mask_id: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cloze masking: (inputs, labels); labels hold the shifted target id or 0 (no loss).
+    rng: np.random.Generator,
+    seq: np.ndarray,
+    prob: float,
+    last_prob: float,
+    mask_id: int,
+    last_cut: str = "end",
+    aligned: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Cloze masking: (inputs, labels, aligned); labels hold the shifted target id or 0.
 
     Each item is replaced by [MASK] with probability ``prob`` (at least one per row); with
     probability ``last_prob`` a row instead masks only its newest item (BERT4Rec's extra
-    samples that mimic inference).
+    samples that mimic inference). With ``last_cut="random"`` such a row is first cut after a
+    random purchase (keeping at least one before it) and right-aligned again, so these
+    inference-like samples predict every position of a long sequence in turn, as RecBole's
+    every-prefix rows do, instead of only each window's newest purchase. ``aligned`` (ids
+    column-aligned with ``seq``, e.g. FLARE's critiques) is cut and shifted the same way.
     """
     valid = seq > 0
     masked = (rng.random(seq.shape) < prob) & valid
     only_last = rng.random(len(seq)) < last_prob
+    if last_cut == "random" and only_last.any():
+        seq = seq.copy()
+        aligned = None if aligned is None else aligned.copy()
+        width = seq.shape[1]
+        for row in np.flatnonzero(only_last):
+            cols = np.flatnonzero(valid[row])
+            if len(cols) < 2:
+                continue
+            cut = int(cols[rng.integers(1, len(cols))])  # the new newest purchase
+            kept = seq[row, cols[0] : cut + 1].copy()
+            seq[row] = 0
+            seq[row, width - len(kept) :] = kept
+            if aligned is not None:
+                along = aligned[row, cols[0] : cut + 1].copy()
+                aligned[row] = 0
+                aligned[row, width - len(along) :] = along
+        valid = seq > 0
     masked[only_last] = False
     masked[only_last, -1] = valid[only_last, -1]
     for row in np.flatnonzero(~masked.any(axis=1) & valid.any(axis=1)):
@@ -144,7 +171,7 @@ def mask_items(
         masked[row, cols[rng.integers(len(cols))]] = True
     inputs = np.where(masked, mask_id, seq)
     labels = np.where(masked, seq, 0)
-    return inputs, labels
+    return inputs, labels, aligned
 
 
 def masked_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,12 @@ class BERT4RecOptions(TorchRecOptions):
     last_prob: float = Field(
         default=0.1, ge=0, le=1, description="share of sequences that mask only their newest item"
     )
+    last_cut: Literal["end", "random"] = Field(
+        default="end",
+        description="where a last-item-only sample ends: the sequence's newest purchase (end) "
+        "or a random one, the rest dropped (random: every position in turn, as RecBole's "
+        "every-prefix training)",
+    )
     init: Literal["unit", "bert"] = Field(
         default="bert",
         description="weight initialisation: unit (N(0, 1) tables, Xavier matrices, logits / "

@@ -10,6 +10,10 @@ The files are not shipped (clothing is about 4 GB) and cannot be downloaded by t
 and returns ``<data dir>/REGEN/<name>.jsonl`` (or ``.jsonl.gz``; a data directory that is the
 ``REGEN`` folder itself works too). A missing file raises :class:`ReleaseFileNotFoundError`,
 whose one-line message says where to put which file and how to get it.
+
+The release's "no critique" sentinel is read through the default critique placeholders; if
+loading warns that another string is on most pairs, declare it in
+``<data dir>/REGEN/<name>.jsonl.options.json`` (docs/data-format.md, "Critique placeholders").
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from regen_bench import Example, UserSequence
+from regen_bench.weights import WeightsError, pin
 from regen_bench_plugins.bert4rec.model import BERT4Rec
 from regen_bench_plugins.flare.options import FLAREOptions
 from regen_bench_plugins.torchrec.sequences import left_pad
@@ -224,3 +225,10 @@ class FLARE(BERT4Rec):
 
     def _invalidate(self) -> None:
         self._items_cache = None
+
+    def weights(self) -> dict[str, str]:
+        """The frozen encoder, pinned where it was loaded from (packaged, folder or hub)."""
+        try:
+            return {"encoder": pin(self.options.encoder, self.text.path)}
+        except WeightsError as exc:
+            raise WeightsError(f"flare option 'encoder': {exc}") from None

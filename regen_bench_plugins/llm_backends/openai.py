@@ -5,7 +5,8 @@ so it cannot leak into result files). A server on localhost needs no key; if it 
 export the key it expects as ``OPENAI_API_KEY``.
 
 Error mapping (the client's own retries are off: :class:`regen_bench.llm.LLMClient` retries):
-429, 408, 409, 5xx, timeouts and connection errors -> RetryableError (429 carries Retry-After);
+a timeout -> RequestTimeout (not re-sent: the server may still be generating the answer);
+429, 408, 409, 5xx and connection errors -> RetryableError (429 carries Retry-After);
 other 4xx -> BackendError. A 200 whose body is not a chat completion (not JSON, no choices) is
 RetryableError: overloaded proxies and servers send truncated or HTML bodies now and then, and
 the retry bound stops a server that always does it.
@@ -20,6 +21,7 @@ from urllib.parse import urlparse
 
 from regen_bench import Register, hookimpl
 from regen_bench.llm import BackendError, LLMRequest, LLMResponse, parse_price_per_mtok
+from regen_bench.llm.types import RequestTimeout
 from regen_bench_plugins.llm_backends import _api
 
 ENV_KEY = "OPENAI_API_KEY"
@@ -34,7 +36,10 @@ class OpenAIBackend:
     ``http://localhost:8000/v1``), ``price_per_mtok`` (``"in,out"`` USD per million tokens, for
     the cost estimate), ``token_limit_field`` (``max_tokens`` or ``max_completion_tokens``: newer
     OpenAI models accept only the latter), ``strict_schema`` (OpenAI strict structured output;
-    needs ``additionalProperties: false`` everywhere), ``organization``.
+    needs ``additionalProperties: false`` everywhere), ``organization``, ``stream`` (ask for
+    the answer as server-sent events: the timeout then bounds the wait for each next piece, so
+    a slow but progressing answer is never abandoned, and closing the stream makes
+    ``transformers serve`` stop generating, which an abandoned non-streamed request does not).
     """
 
     name = "openai"
@@ -48,6 +53,7 @@ class OpenAIBackend:
         token_limit_field: str = "max_tokens",
         strict_schema: bool = False,
         organization: str | None = None,
+        stream: bool = False,
     ):
         import openai  # lazy: only when this backend is used
 
@@ -60,6 +66,9 @@ class OpenAIBackend:
         self.price_per_mtok = parse_price_per_mtok(price_per_mtok)
         self.token_limit_field = token_limit_field
         self.strict_schema = bool(strict_schema)
+        if not isinstance(stream, bool):
+            raise ValueError(f"openai backend: stream must be true or false, got {stream!r}")
+        self.stream = stream
         # Answers depend on the server as much as on the model name: keep caches apart.
         self.cache_extra = base_url or ""
         key = os.environ.get(ENV_KEY)
@@ -87,6 +96,9 @@ class OpenAIBackend:
             self.token_limit_field: request.max_tokens,
             **_api.sampling_fields(request, stop_key="stop"),
         }
+        if self.stream:
+            params["stream"] = True
+            params["stream_options"] = {"include_usage": True}
         if request.json_schema is not None:
             params["response_format"] = {
                 "type": "json_schema",
@@ -103,7 +115,11 @@ class OpenAIBackend:
         start = time.perf_counter()
         try:
             out = self._client.chat.completions.create(**self._params(request), timeout=timeout_s)
-        except oa.APIConnectionError as exc:  # includes APITimeoutError
+            if self.stream:
+                return self._read_stream(out, start)
+        except oa.APITimeoutError as exc:
+            raise RequestTimeout(f"{type(exc).__name__}: {exc}") from exc
+        except oa.APIConnectionError as exc:
             raise _api.transport_error(exc) from exc
         except oa.APIStatusError as exc:
             status = exc.status_code
@@ -131,6 +147,34 @@ class OpenAIBackend:
             ("prompt_tokens", "completion_tokens"),
             latency_s=latency,
             model=str(getattr(out, "model", None) or self.model),
+        )
+
+    def _read_stream(self, stream: Any, start: float) -> LLMResponse:
+        """The answer of a streamed completion: its text pieces joined, the usage of the last
+        chunk (``stream_options.include_usage``). The stream is closed on any error, which
+        tells the server to stop."""
+        parts: list[str] = []
+        usage = None
+        model = None
+        refusal = ""
+        with stream:
+            for chunk in stream:
+                model = model or getattr(chunk, "model", None)
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in getattr(chunk, "choices", None) or ():
+                    delta = getattr(choice, "delta", None)
+                    parts.append(getattr(delta, "content", None) or "")
+                    refusal += getattr(delta, "refusal", None) or ""
+        if refusal and not any(parts):
+            raise BackendError(f"the model refused: {refusal}")
+        if model is None:
+            raise _api.malformed_body("the stream held no chunk")
+        return _api.response(
+            "".join(parts),
+            usage,
+            ("prompt_tokens", "completion_tokens"),
+            latency_s=time.perf_counter() - start,
+            model=str(model or self.model),
         )
 
 

@@ -15,7 +15,7 @@ def register_models(register: Register) -> None:
     register(
         "lumen",
         lazy("regen_bench_plugins.lumen.model:Lumen"),
-        tasks=("sequential", "critique", "conversational"),
+        tasks=("sequential", "critique", "narrative", "conversational"),
         summary="LUMEN: one LLM with an item vocabulary; recommends and writes the narrative",
         generates_text=True,
         options=LumenOptions,

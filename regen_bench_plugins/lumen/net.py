@@ -3,12 +3,21 @@
 - ``item_emb``: one randomly initialised embedding per catalog item (a single "ID token"),
   scaled like the backbone's own token embeddings so that it enters the residual stream at the
   same size (Gemma scales its embeddings by sqrt(hidden); the initial std is measured, not
-  assumed).
-- the item head: a separate linear layer (hidden -> catalog) on the last hidden state (after
-  the backbone's final norm), trained with softmax over the item vocabulary. It starts near
-  zero (std 0.02/sqrt(hidden)), so the first item loss is about ln(catalog size): scoring with
-  the embedding table itself (tied) gave initial logits in the tens on SmolLM2, whose final
-  hidden states are large, and an item loss of ~18 on an 800-item catalog before any step.
+  assumed); or each row the scaled mean of its title's token embeddings
+  (:meth:`LumenNet.init_items_from_titles`).
+- the item head (``head="separate"``, the default): a separate linear layer (hidden ->
+  catalog) on the last hidden state (after the backbone's final norm), trained with softmax
+  over the item vocabulary. It starts near zero (std 0.02/sqrt(hidden)), so the first item
+  loss is about ln(catalog size): scoring with the embedding table itself by a plain dot
+  product gave initial logits in the tens on SmolLM2, whose final hidden states are large,
+  and an item loss of ~18 on an 800-item catalog before any step.
+- or, with ``head="tied"`` (the paper's scoring through the item table), the item logits are
+  ``scale * (h @ item_emb.weight^T) + bias``: the same tensor as the input slots' embeddings.
+  ``scale`` is a learnable scalar that starts at ``1/sqrt(hidden)`` and ``bias`` a per-item
+  learnable bias that starts at zero (beyond the paper's plain dot product: they let the start
+  sit near ln(catalog size) and let the model set its own temperature). With
+  ``train_item_emb=False`` the tied table still trains through the head; only its use at the
+  input is detached, so the backward pass still stops at the lowest trainable layer.
 
 Inputs are always given as ``inputs_embeds``: token embeddings from the backbone with the item
 slots overwritten by item embeddings. Text logits are computed only where they are needed
@@ -28,10 +37,13 @@ if TYPE_CHECKING:
 
 
 class LumenNet(nn.Module):
-    """Backbone + item embedding table + item output head."""
+    """Backbone + item embedding table + item output head (separate, or the table itself)."""
 
-    def __init__(self, backbone: PreTrainedModel, n_items: int):
+    def __init__(self, backbone: PreTrainedModel, n_items: int, head: str = "separate"):
         super().__init__()
+        if head not in ("separate", "tied"):
+            raise ValueError(f"lumen item head must be 'separate' or 'tied', got {head!r}")
+        self.head = head
         self.backbone = backbone
         table = cast(nn.Embedding, backbone.get_input_embeddings())  # maybe scaled (Gemma)
         hidden = int(table.weight.shape[1])
@@ -40,13 +52,22 @@ class LumenNet(nn.Module):
             # The embedding module may scale its output (Gemma: sqrt(hidden)); match what it
             # really outputs, not the raw table.
             std = float(table(ids).float().std()) or 0.02
+        #: The std of the item table's random initialisation (the token embeddings' output).
+        self.init_std = std
         self.item_emb = nn.Embedding(n_items, hidden)
         nn.init.normal_(self.item_emb.weight, std=std)
-        self.item_head = nn.Linear(hidden, n_items)
-        # Near zero, not zero: a zero head gets the same gradient for every item that is never
-        # a target, so those items would stay exactly tied forever.
-        nn.init.normal_(self.item_head.weight, std=0.02 / hidden**0.5)
-        nn.init.zeros_(self.item_head.bias)
+        #: Whether the item embeddings at the input slots get a gradient (``freeze``).
+        self.input_grad = True
+        self.item_head: nn.Linear | None = None
+        if head == "separate":
+            self.item_head = nn.Linear(hidden, n_items)
+            # Near zero, not zero: a zero head gets the same gradient for every item that is
+            # never a target, so those items would stay exactly tied forever.
+            nn.init.normal_(self.item_head.weight, std=0.02 / hidden**0.5)
+            nn.init.zeros_(self.item_head.bias)
+        else:
+            self.item_scale = nn.Parameter(torch.tensor(1.0 / hidden**0.5))
+            self.item_bias = nn.Parameter(torch.zeros(n_items))
         softcap = getattr(backbone.config, "final_logit_softcapping", None)
         self.softcap = float(softcap) if softcap else None
         params = inspect.signature(backbone.get_decoder().forward).parameters
@@ -66,7 +87,8 @@ class LumenNet(nn.Module):
         ``slot_items`` holds, in row-major order, one catalog index per True in ``slot_mask``.
         """
         emb = self.token_embeddings()(ids)
-        items = self.item_emb(slot_items).to(emb.dtype)
+        table = self.item_emb.weight if self.input_grad else self.item_emb.weight.detach()
+        items = nn.functional.embedding(slot_items, table).to(emb.dtype)
         return emb.masked_scatter(slot_mask.unsqueeze(-1), items)
 
     def hidden(
@@ -93,7 +115,39 @@ class LumenNet(nn.Module):
         return logits
 
     def item_logits(self, h: torch.Tensor) -> torch.Tensor:
-        return self.item_head(h).float()
+        """Scores over the catalog from hidden states ``h`` (``[..., hidden]``)."""
+        if self.item_head is not None:
+            return self.item_head(h).float()
+        table = self.item_emb.weight
+        return (self.item_scale * (h.float() @ table.float().T) + self.item_bias).float()
+
+    def item_inputs(self, items: torch.Tensor) -> torch.Tensor:
+        """Input embeddings of catalog indices ``items`` (fed back while decoding)."""
+        return self.item_emb(items)
+
+    @torch.no_grad()
+    def init_items_from_titles(self, titles: list[list[int]]) -> int:
+        """Set each item's row to the mean of its title's token embeddings (the backbone's own
+        input embedding, as it outputs them), all rows scaled by one factor so that the table's
+        std is :attr:`init_std` (the random table's). Items with no title tokens keep their
+        random row. Returns how many rows were set."""
+        if len(titles) != self.item_emb.num_embeddings:
+            n = self.item_emb.num_embeddings
+            raise ValueError(f"lumen: {len(titles)} titles for {n} items")
+        emb = self.token_embeddings()
+        dev = self.item_emb.weight.device
+        rows = [i for i, ids in enumerate(titles) if ids]
+        if not rows:
+            return 0
+        means = torch.stack(
+            [emb(torch.tensor(titles[i], device=dev)).float().mean(0) for i in rows]
+        )
+        spread = float(means.std()) if means.numel() > 1 else 0.0
+        factor = self.init_std / spread if spread > 0 else 1.0
+        self.item_emb.weight[torch.tensor(rows, device=dev)] = (means * factor).to(
+            self.item_emb.weight.dtype
+        )
+        return len(rows)
 
     def decoder_layers(self) -> nn.ModuleList:
         """The backbone's stack of decoder layers (``model.layers`` in Llama, Gemma, Qwen...)."""
@@ -108,7 +162,8 @@ class LumenNet(nn.Module):
     def freeze(self, train_layers: int, train_item_emb: bool) -> None:
         """Choose what trains: ``train_layers=-1`` the whole backbone, ``n >= 0`` only its top
         ``n`` decoder layers and final norm (0: backbone frozen); the item head always trains,
-        the item embedding table when ``train_item_emb``.
+        the item embedding table when ``train_item_emb`` (a tied table always trains through
+        the head; ``train_item_emb=False`` then only detaches its use at the input).
 
         Why it pays on a CPU: with the bottom layers and the input embeddings frozen nothing
         below the top ``n`` layers needs a gradient, so the backward pass stops there (figures:
@@ -128,8 +183,15 @@ class LumenNet(nn.Module):
             norm = getattr(self.backbone.get_decoder(), "norm", None)
             if norm is not None:  # it scales what the top layers write into the item head
                 norm.requires_grad_(True)
-        self.item_emb.requires_grad_(train_item_emb)
-        self.item_head.requires_grad_(True)
+        if self.item_head is not None:
+            self.item_emb.requires_grad_(train_item_emb)
+            self.item_head.requires_grad_(True)
+            self.input_grad = True
+        else:
+            self.item_emb.requires_grad_(True)
+            self.item_scale.requires_grad_(True)
+            self.item_bias.requires_grad_(True)
+            self.input_grad = train_item_emb
 
     # -- training ---------------------------------------------------------------------------
     def forward(
@@ -188,32 +250,57 @@ class LumenNet(nn.Module):
         *,
         max_new_tokens: int,
         eos_ids: set[int],
+        start: list[int] | None = None,
+        start_max_tokens: int = 0,
     ) -> tuple[torch.Tensor, list[tuple[str, int]]]:
-        """Greedy LUMEN decoding of one prompt (a 1-row batch ending with the forced ``ID:``).
+        """Greedy LUMEN decoding of one prompt (a 1-row batch).
 
-        Step 0 uses the item vocabulary (the ID slot the prompt ends at): its logits are the
-        catalog scores and the argmax is the recommended item. Its embedding is fed back, the
-        fixed ``text_prefix`` (`` Text:``) is forced, and decoding continues in the text
-        vocabulary until an EOS id or ``max_new_tokens``. Returns the item logits and the
-        steps as ``("item", index)`` / ``("text", token id)``.
+        Without ``start`` the prompt ends with the forced ``ID:``, so the item step comes
+        first. With ``start`` (the START marker's token ids) decoding begins in the text
+        vocabulary: greedy tokens (steps ``("lead", tok)``) until they end with the marker,
+        then the next position is the item step. When the marker has not come after
+        ``start_max_tokens`` tokens, or an EOS id comes first, the marker is forced (steps
+        ``("forced", tok)``) and the item step follows it.
+
+        The item step's logits are the catalog scores and its argmax the recommended item
+        (``("item", index)``). Its embedding is fed back, the fixed ``text_prefix``
+        (`` Text:``) is forced, and decoding continues in the text vocabulary (``("text",
+        tok)``) until an EOS id or ``max_new_tokens``. Returns the item logits and the steps.
         """
-        cache = self.new_cache() if max_new_tokens > 0 else None
+        dev = ids.device
+        dtype = self.token_embeddings().weight.dtype
+        steps: list[tuple[str, int]] = []
+        cache = self.new_cache() if max_new_tokens > 0 or start is not None else None
         h, cache = self.hidden(self.embed(ids, slot_mask, slot_items), cache=cache)
+        if start is not None:
+            lead: list[int] = []
+            while len(lead) < start_max_tokens:
+                tok = int(self.text_logits(h[:, -1]).argmax(-1)[0])
+                if tok in eos_ids:
+                    break
+                lead.append(tok)
+                steps.append(("lead", tok))
+                feed = self.token_embeddings()(torch.tensor([[tok]], device=dev))
+                h, cache = self.hidden(feed.to(dtype), cache=cache)
+                if lead[-len(start) :] == start:
+                    break
+            if lead[-len(start) :] != start:
+                steps += [("forced", t) for t in start]
+                feed = self.token_embeddings()(torch.tensor([start], device=dev))
+                h, cache = self.hidden(feed.to(dtype), cache=cache)
         item_logits = self.item_logits(h[:, -1])[0]
         item = int(item_logits.argmax())
-        steps: list[tuple[str, int]] = [("item", item)]
+        steps.append(("item", item))
         if max_new_tokens <= 0:
             return item_logits, steps
-        dev = ids.device
         feed = torch.cat(
             [
-                self.item_emb(torch.tensor([[item]], device=dev)),
+                self.item_inputs(torch.tensor([[item]], device=dev)),
                 self.token_embeddings()(torch.tensor([text_prefix], device=dev)),
             ],
             dim=1,
         )
         for _ in range(max_new_tokens):
-            dtype = self.token_embeddings().weight.dtype
             h, cache = self.hidden(feed.to(dtype), cache=cache)
             tok = int(self.text_logits(h[:, -1]).argmax(-1)[0])
             steps.append(("text", tok))

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import Field
 
+from regen_bench.finetune_manifest import DEFAULT_SALT, UserPartition
 from regen_bench.options import ModelOptions
 
 Narrative = Literal[
@@ -54,6 +55,23 @@ class LumenOptions(ModelOptions):
     item_loss: Literal["last", "all"] = Field(
         default="last", description="item loss at the target slot, or at every item slot"
     )
+    item_head: Literal["separate", "tied"] = Field(
+        default="separate",
+        description="item scores from a separate linear head, or through the item table (paper)",
+    )
+    item_init: Literal["random", "title"] = Field(
+        default="random",
+        description="item table init: random, or the mean token embedding of the item's title",
+    )
+    decode: Literal["forced", "start_switch"] = Field(
+        default="forced",
+        description="force ' ID:' before the item step, or switch to items at the START marker",
+    )
+    start_max_tokens: int = Field(
+        default=8,
+        ge=0,
+        description="start_switch: text tokens before the START marker is forced",
+    )
     bucket: bool = Field(default=False, description="batch examples of similar length")
     train_minutes: float = Field(
         default=0.0, ge=0, description="training wall-time budget (0: none)"
@@ -71,6 +89,17 @@ class LumenOptions(ModelOptions):
     valid_examples: int = Field(default=256, ge=1, description="validation examples used")
     patience: int = Field(default=2, ge=0, description="evaluations without gain before stop")
     text_weight: float = Field(default=1.0, ge=0, description="weight of the narrative loss")
+    text_salt: str = Field(
+        default=DEFAULT_SALT,
+        min_length=1,
+        description="salt of the user partition: only users outside 'heldout' train the text",
+    )
+    text_heldout_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        lt=0.95,
+        description="share of users held out of the text loss (its text metrics use only them)",
+    )
     grad_clip: float = Field(default=1.0, ge=0, description="gradient norm clip (0: none)")
     device: str = Field(default="auto", description="torch device; auto = cuda when available")
     save_dir: str = Field(default="", description="write a checkpoint folder after training")
@@ -90,6 +119,14 @@ class LumenOptions(ModelOptions):
         """The narrative type, None for ``narrative=none``."""
         return None if self.narrative == "none" else self.narrative
 
+    @property
+    def text_partition(self) -> UserPartition:
+        """The user partition of the text loss: the rule of ``regen-bench narrator finetune``
+        (:class:`~regen_bench.finetune_manifest.UserPartition`, its default validation share;
+        valid and train users both train LUMEN's text), so equal salts and held-out fractions
+        put every user in the same bucket."""
+        return UserPartition(self.text_salt, self.text_heldout_fraction)
+
 
 #: Options that define the trained model (the rest only say where/how it runs or is saved).
 MODEL_KEYS = (
@@ -100,9 +137,20 @@ MODEL_KEYS = (
     "fields",
     "max_title_words",
     "max_target_tokens",
+    "text_salt",
+    "text_heldout_fraction",
+    "item_head",
+    "decode",
 )
 #: Options a checkpoint does not fix (it saves the others).
-RUNTIME_KEYS = ("max_new_tokens", "device", "save_dir", "checkpoint", "valid_examples")
+RUNTIME_KEYS = (
+    "max_new_tokens",
+    "device",
+    "save_dir",
+    "checkpoint",
+    "valid_examples",
+    "start_max_tokens",
+)
 #: Named bundles of options (``preset=NAME``); options given explicitly override them.
 #: ``cpu-hour`` fits a `mini` run into an hour on a 2-core CPU with SmolLM2-135M: compact
 #: prompts, the longest prefix per user with the item loss at every slot, all but the top 2

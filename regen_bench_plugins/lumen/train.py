@@ -148,7 +148,7 @@ def train(model: Lumen, users: Sequence[UserSequence], valid: Sequence[Example])
     model.device = acc.device
     log: dict[str, Any] = {
         "train_examples": len(examples),
-        "narrative_targets": sum(any(v != -100 for v in e.labels) for e in examples),
+        "narrative_targets": sum(e.narrative for e in examples),
         "tokens_per_epoch": sum(len(e.ids) for e in examples),
         "mixed_precision": "bf16" if bf16 else "no",
         "processes": acc.num_processes,

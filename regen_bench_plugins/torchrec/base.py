@@ -156,7 +156,9 @@ class TorchRecommender(Model, Generic[DataT]):
         self._prepare(users, valid)
         prep_s = time.perf_counter() - start
         rows = (
-            training_windows(users, opts.max_len + self.WINDOW_EXTRA, opts.max_len)
+            training_windows(
+                users, opts.max_len + self.WINDOW_EXTRA, opts.max_len, opts.window_overlap
+            )
             if opts.train_windows
             else users
         )

@@ -37,6 +37,14 @@ class TorchRecOptions(ModelOptions):
         description="cut training sequences longer than max_len into windows, so every "
         "position is a target once per epoch (false: only the newest max_len)",
     )
+    window_overlap: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="share of a training window that the next (older) window repeats: each "
+        "position of a long sequence is then a target about 1 / (1 - overlap) times per epoch, "
+        "in different contexts (0: windows do not overlap)",
+    )
     device: str = Field(
         default="cpu", description="torch device (cpu: reproducible; auto: CUDA when available)"
     )

@@ -45,7 +45,7 @@ def pad_rows(batch: np.ndarray, rows: int) -> np.ndarray:
 
 
 def training_windows(
-    users: Sequence[UserSequence], length: int, targets: int
+    users: Sequence[UserSequence], length: int, targets: int, overlap: float = 0.0
 ) -> list[UserSequence]:
     """Each sequence longer than ``length`` cut into windows of at most ``length`` purchases.
 
@@ -54,8 +54,11 @@ def training_windows(
     position after the first; BERT4Rec: ``length = targets = max_len``) sees every purchase as
     a target exactly once per epoch, as RecBole's every-prefix training does, at a fraction of
     the cost. A sequence that fits is kept as it is (same object, same order): on short,
-    REGEN-like sequences this changes nothing.
+    REGEN-like sequences this changes nothing. With ``overlap`` > 0 windows end
+    ``max(1, round(targets * (1 - overlap)))`` purchases apart instead, so each purchase is a
+    target about ``1 / (1 - overlap)`` times per epoch, each time with a different context.
     """
+    step = max(1, round(targets * (1.0 - overlap)))
     out: list[UserSequence] = []
     for user in users:
         if len(user) <= length:
@@ -67,7 +70,7 @@ def training_windows(
             out.append(_window(user, start, stop))
             if start == 0:
                 break
-            stop -= targets
+            stop -= step
     return out
 
 

@@ -1,7 +1,10 @@
 document.querySelectorAll("table.sortable").forEach(function (table) {
   var heads = table.querySelectorAll("thead th");
   heads.forEach(function (th, col) {
-    th.addEventListener("click", function () {
+    if (th.hasAttribute("data-nosort")) return;  // a link or a command: nothing to order by
+    th.setAttribute("tabindex", "0");
+    th.setAttribute("role", "button");
+    function sort() {
       var desc = th.getAttribute("aria-sort") !== "descending";
       heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
       th.setAttribute("aria-sort", desc ? "descending" : "ascending");
@@ -18,6 +21,10 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
         return (desc ? -c : c) || a.i - b.i;
       });
       rows.forEach(function (r) { body.appendChild(r.row); });
+    }
+    th.addEventListener("click", sort);
+    th.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); }
     });
   });
 });

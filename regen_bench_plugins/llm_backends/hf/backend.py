@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regen_bench.llm import BackendError, LLMRequest, LLMResponse
+from regen_bench.weights import WeightsError, pin
 from regen_bench_plugins.llm_backends.hf.constrained import AnswerLogits, SchemaEnforcers
 from regen_bench_plugins.llm_backends.local_models import (
     ALIASES,
+    SOURCE_FILE,
     folder_fingerprint,
     is_local_model_ref,
     resolve_local_model,
@@ -172,12 +174,16 @@ class HFBackend:
             # A user's own folder may be retrained in place: key cached answers to its files.
             self.cache_extra += f";weights={folder_fingerprint(source)}"
         self._torch = torch
-        tok = AutoTokenizer.from_pretrained(source)
+        try:
+            tok = AutoTokenizer.from_pretrained(source)
+            net = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
+        except OSError as exc:  # not on disk, not in the hub cache offline, no network
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"hf backend option 'model': cannot load {model!r}: {first}") from None
         tok.padding_side = "left"  # generation continues from the right end of every row
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         self.tokenizer = tok
-        net = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
         net.to(device)  # type: ignore[arg-type]  # (transformers wraps .to; stubs are off)
         self.net = net.eval()
         self.use_chat_template = bool(tok.chat_template) if chat_template is None else chat_template
@@ -190,6 +196,28 @@ class HFBackend:
         self._eos_ids = sorted(eos_ids)
         self._enforcers = SchemaEnforcers(tok, self._eos_ids)
         self.load_s = time.perf_counter() - start
+
+    @staticmethod
+    def check_weights(options: Mapping[str, Any]) -> None:
+        """Before a run trains (its preflight): a hub id given as ``model`` can be pinned, i.e.
+        is in the hub cache, or the hub can be asked. Local models are pinned once loaded."""
+        model = str(options.get("model", "smollm2"))
+        if not is_local_model_ref(model):
+            try:
+                pin(model)
+            except WeightsError as exc:
+                raise WeightsError(f"hf backend option 'model': {exc}") from None
+
+    def weights(self) -> dict[str, str]:
+        """``model`` as loaded: an alias's or a ``.gguf``'s converted folder, a folder (each by
+        its name and its files' contents), or a hub id at its commit."""
+        local = Path(self.source).exists()
+        try:
+            if local:
+                return {"model": pin(self.model, self.source, ignore=(SOURCE_FILE,))}
+            return {"model": pin(self.source)}
+        except WeightsError as exc:
+            raise WeightsError(f"hf backend option 'model': {exc}") from None
 
     def _decoding_key(self) -> str:
         """The cache-key part for numeric precision and decoding options: answers depend on

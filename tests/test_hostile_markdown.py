@@ -1,0 +1,267 @@
+"""Hostile free text in a result (names, versions, LLM and text-metric settings) never injects
+anything into the leaderboard pages: no heading, list item, table row, link or HTML.
+
+Strings with a line break are refused by the schema; the pages escape whatever else reaches
+them, and a result built around the schema (``model_copy``) must render safely as well.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from regen_bench.cli import main
+from regen_bench.leaderboard.html import render_html
+from regen_bench.leaderboard.submissions import Submission
+from regen_bench.leaderboard.tables import render_markdown
+from regen_bench.results import Result, load_result, signature
+from tests.test_conversational import _args, scripted, toy  # noqa: F401 - fixtures
+from tests.test_hostile_input import _one_clean_line
+
+HOSTILE = [
+    "`\n# injected",
+    "<script>alert(1)</script>",
+    "[x](javascript:alert(1))",
+    "a|b",
+    "\n| fake | row |",
+    "<img src=x onerror=1>",
+    "\r\n- item\r\n> quote",
+    "``` fence \\| https://evil.example www.evil.example",
+    "![i](https://evil.example/i.png) <https://evil.example> &lt;b&gt;",
+]
+#: Every hostile string that has no line break, in one value (what the schema lets through).
+ONE_LINE = " ".join(h for h in HOSTILE if "\n" not in h and "\r" not in h)
+#: String fields whose value selects code paths (lookups, Literal choices), or is recomputed.
+STRUCTURAL = {"task.name", "task.narrative_type", "narration.generator", "narration.condition"}
+#: A code span of the page: what it holds is shown literally.
+CODE_SPAN = re.compile(r"(?<!\\)`[^`\n<>&\[\]]+`")
+OWN_TEXT = (
+    "accepted result file(s). Numbers in one table",
+    "Protocol key: ",
+    "Text-metric key: ",
+    "Rows: task x metric; columns:",
+    "Reproduced: whether `regen-bench leaderboard verify --record` re-ran",
+)
+
+
+@pytest.fixture
+def narrated(toy: Path, tmp_path: Path, scripted: Any) -> Path:  # noqa: F811 - fixture
+    """A real conversational result (popularity + a scripted narrator, lexical metrics)."""
+    out = tmp_path / "run"
+    assert main(_args(toy, out)) == 0
+    return out / "toy" / "conversational" / "popularity__purchase_reason.json"
+
+
+def _hostile_copy(model: BaseModel, value: str, path: str = "") -> Any:
+    """``model`` with every string field (and every value of a str-to-str dict) set to
+    ``value``, bypassing validation as a hand-made file that skipped the schema would."""
+    update: dict[str, Any] = {}
+    for name, field in type(model).model_fields.items():
+        where, current = f"{path}{name}", getattr(model, name)
+        if where in STRUCTURAL:
+            continue
+        if isinstance(current, BaseModel):
+            update[name] = _hostile_copy(current, value, where + ".")
+        elif isinstance(current, str):
+            update[name] = value
+        elif isinstance(current, dict) and field.annotation == dict[str, str]:
+            update[name] = dict.fromkeys(current, value)
+    return model.model_copy(update=update)
+
+
+def _resigned(result: Result) -> Result:
+    return result.model_copy(update={"signature": signature(result)})
+
+
+def _pages(result: Result, root: Path) -> tuple[str, str]:
+    """(markdown, html) of a leaderboard holding ``result`` alone."""
+    sub = Submission(root / "toy" / "conversational" / "popularity__purchase_reason.json", result)
+    name = result.dataset.name
+    return render_markdown(name, [sub], root), render_html({name: [sub]})
+
+
+def _unescaped(text: str, char: str) -> list[int]:
+    """Positions of ``char`` not backslash-escaped (preceded by an even number of '\\')."""
+    found = []
+    for m in re.finditer(re.escape(char), text):
+        slashes = len(text[: m.start()]) - len(text[: m.start()].rstrip("\\"))
+        if slashes % 2 == 0:
+            found.append(m.start())
+    return found
+
+
+def _cells(row: str) -> int:
+    # GFM splits a row at every pipe that has no backslash right before it.
+    return len(re.split(r"(?<!\\)\|", row.strip())) - 2
+
+
+def _md_shape(md: str) -> list[tuple[str, int]]:
+    """One (kind, detail) per line; every line must be one the page itself writes."""
+    shape = []
+    for i, line in enumerate(md.split("\n")):
+        if not line:
+            shape.append(("blank", 0))
+        elif re.match(r" {0,3}#", line):
+            level = len(line) - len(line.lstrip("#"))
+            assert (level, i) == (1, 0) or re.fullmatch(
+                r"## Table \d+|### Ranking: [a-z]+ \([^|<>\[\]`]+\)(, [A-Za-z. ]+)?|## Submissions",
+                line,
+            ), f"injected heading: {line!r}"
+            shape.append(("heading", level))
+        elif line.startswith("|"):
+            shape.append(("row", _cells(line)))
+        elif line.startswith("- "):
+            shape.append(("submission", 0))
+        elif line.startswith("<!-- Generated by `regen-bench leaderboard build` from "):
+            assert line.endswith("; do not edit. -->") and line.count("-->") == 1, line
+            shape.append(("comment", 0))
+        else:
+            assert any(own in line for own in OWN_TEXT), f"injected line: {line!r}"
+            assert not re.match(r" {0,3}([-+*>]|\d+[.)])( |$)", line), line
+            shape.append(("text", 0))
+    return shape
+
+
+def _assert_markdown_safe(md: str, benign: str) -> None:
+    assert "\r" not in md
+    # Same lines of the same kinds as the page of the unmodified result: nothing added.
+    assert _md_shape(md) == _md_shape(benign)
+    # The generated-by comment is the only '<' and '>': no HTML, no autolink.
+    assert md.count("<") == 1 and md.count(">") == 1
+    assert "&" not in md.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "")
+    # Outside the page's own code spans, no live backtick, bracket, scheme or www.
+    plain = CODE_SPAN.sub("", md)
+    for char in "[]`":
+        assert _unescaped(plain, char) == [], (char, md)
+    for live in ("javascript:", "https://", "www."):
+        assert live not in plain.lower(), (live, md)
+
+
+def _assert_markdown_shows(md: str, value: str) -> None:
+    """With a Markdown parser at hand: no link, image or HTML token, and ``value`` is shown
+    (line breaks as spaces) as text or code."""
+    markdown_it = pytest.importorskip("markdown_it")
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(md)
+    shown: list[str] = []
+    for token in tokens:
+        if token.type == "html_block":
+            assert token.content.startswith("<!-- Generated by"), token.content
+        for child in token.children or []:
+            assert child.type not in ("link_open", "image", "html_inline"), (child, md)
+            if child.type in ("text", "code_inline"):
+                shown.append(child.content)
+    one_line = re.sub(r"[\r\n]", " ", value)
+    assert one_line in "".join(shown) or one_line.strip() in " ".join(shown)
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, tuple[str, ...]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, tuple(name for name, _ in attrs)))
+
+
+def _tags(page: str) -> list[tuple[str, tuple[str, ...]]]:
+    parser = _Tags()
+    parser.feed(page)
+    return parser.tags
+
+
+def _assert_html_safe(page: str, benign: str, value: str) -> None:
+    # Exactly the elements and attributes of the unmodified result's page.
+    assert _tags(page) == _tags(benign)
+    assert page.count("<script") == 1 and "<img" not in page
+    # links: only the page's own, as many as on the benign page, each an anchor of the page
+    # or a result file beside it (ids are slugs, file paths percent-encoded)
+    hrefs = re.findall(r"\bhref\s*=", page)
+    links = re.findall(r'<a href="([^"]*)"', page)
+    assert len(hrefs) == len(links) == len(re.findall(r'<a href="', benign))
+    for link in links:
+        assert re.fullmatch(r"#[A-Za-z][\w-]*|\.\./[\w.~%/-]+\.json", link), link
+    one_line = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert one_line.splitlines()[-1] in page  # shown, escaped
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_every_string_field_renders_without_injection(
+    narrated: Path, tmp_path: Path, value: str
+) -> None:
+    result = load_result(narrated)
+    benign_md, benign_html = _pages(result, tmp_path)
+    hostile = _resigned(_hostile_copy(result, value))
+    assert hostile.narration is not None and hostile.narration.llm_model == value
+    assert hostile.model.plugin == value and value in hostile.narration.text_config.values()
+    md, page = _pages(hostile, tmp_path)
+    _assert_markdown_safe(md, benign_md)
+    _assert_html_safe(page, benign_html, value)
+    _assert_markdown_shows(md, value)
+
+
+def test_hostile_one_line_fields_pass_submit_and_build_cleanly(
+    narrated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a hostile submitter would: every free-text field the schema leaves free is set,
+    the file re-signed, submitted and built into the published pages."""
+    benign_subs, subs = tmp_path / "benign", tmp_path / "subs"
+    assert main(["leaderboard", "submit", str(narrated), "--submissions", str(benign_subs)]) == 0
+    raw = json.loads(narrated.read_text())
+    raw["harness_version"] = ONE_LINE + ".1"
+    raw["model"].update(plugin=ONE_LINE, version=ONE_LINE)
+    raw["dataset"]["split"] = ONE_LINE
+    raw["narration"].update(backend=ONE_LINE, llm_model=ONE_LINE)
+    raw["narration"]["text_config"] = dict.fromkeys(raw["narration"]["text_config"], ONE_LINE)
+    raw["signature"] = signature(Result.model_validate(raw))
+    narrated.write_text(json.dumps(raw))
+    assert main(["leaderboard", "submit", str(narrated), "--submissions", str(subs)]) == 0
+    pages = {}
+    for root in (benign_subs, subs):
+        out = root.with_name(root.name + "-lb")
+        assert main(["leaderboard", "build", "--submissions", str(root), "--out", str(out)]) == 0
+        assert main(["leaderboard", "check", "--submissions", str(root), "--out", str(out)]) == 0
+        pages[root] = (out / "toy.md").read_text(), (out / "index.html").read_text()
+    assert "Traceback" not in capsys.readouterr().err
+    md, page = pages[subs]
+    _assert_markdown_safe(md, pages[benign_subs][0])
+    _assert_html_safe(page, pages[benign_subs][1], ONE_LINE)
+    _assert_markdown_shows(md, ONE_LINE)
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("narration.llm_model", "gpt\n| fake | row |"),
+        ("narration.backend", "`\n# injected"),
+        ("narration.text_config.rouge_version", "0.1.2\r\n"),
+        ("model.version", "1.0\x00"),
+        ("harness_version", "0.1\t"),
+        ("dataset.split", "leave-one-out\x85"),
+    ],
+)
+def test_line_breaks_and_control_characters_are_refused_naming_the_field(
+    narrated: Path, where: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = json.loads(narrated.read_text())
+    *parents, last = where.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    narrated.write_text(json.dumps(raw))
+    assert main(["validate", str(narrated)]) == 1
+    line = _one_clean_line(capsys)
+    assert str(narrated) in line
+    field, _, key = where.partition(".text_config.")
+    if key:  # a dict's entry: the field, then which value
+        assert f"field '{field}.text_config': Value error, value of '{key}' contains" in line
+    else:
+        assert f"field '{where}': Value error, contains" in line
+    first = next(c for c in value if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F)
+    assert f"the control character {first!r}" in line
