@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 import regen_bench.cli._common as common
+
+if TYPE_CHECKING:
+    from regen_bench.data.dataset import Dataset
 
 OUT_FILE_HELP = "output REGEN-format file (.jsonl or .gz)"
 
@@ -70,6 +74,12 @@ def _synth(args: argparse.Namespace) -> int:
 def _configure_info(parser: argparse.ArgumentParser) -> None:
     common.add_positional_or_option(parser, "dataset", common.DATASET_HELP)
     common.add_data_dir(parser)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print the dataset profile (text lengths, category depth, mean rating...; "
+        "reads the file once more), as docs/data-format.md compares mini with REGEN",
+    )
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -95,7 +105,22 @@ def _info(args: argparse.Namespace) -> int:
     print(f"               (read as no critique: {listed}; dataset option critique_placeholders)")
     for field, count in sorted(ds.report.unknown_fields.items()):
         print(f"unknown field  {field}: {count} time(s)")
+    if args.profile:
+        _print_profile(ds)
     return 0
+
+
+def _print_profile(ds: Dataset) -> None:
+    """The profile block: one statistic a line, read with the placeholders the dataset used."""
+    from regen_bench.data.profile import profile
+    from regen_bench.data.regen import iter_records
+
+    records = iter_records(ds.source, critique_placeholders=ds.critique_placeholders)
+    rows = profile(records).rows()
+    width = max(len(name) for name, _ in rows) + 2
+    print("profile")
+    for name, value in rows:
+        print(f"  {name:<{width}}{value}")
 
 
 def _configure_export(parser: argparse.ArgumentParser) -> None:
