@@ -15,7 +15,13 @@ OUT_FILE_HELP = "output REGEN-format file (.jsonl or .gz)"
 
 
 def _configure_synth(parser: argparse.ArgumentParser) -> None:
-    from regen_bench.data.synth import DEFAULT_ITEMS, DEFAULT_SEED, DEFAULT_USERS, HABITS
+    from regen_bench.data.synth import (
+        DEFAULT_HABITS,
+        DEFAULT_ITEMS,
+        DEFAULT_SEED,
+        DEFAULT_USERS,
+        HABITS,
+    )
 
     common.add_out(parser, OUT_FILE_HELP)
     parser.add_argument(
@@ -28,8 +34,9 @@ def _configure_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shoppers",
         choices=sorted(HABITS),
-        default="legacy",
-        help="how shoppers choose each next purchase (default: %(default)s, the packaged mini)",
+        default=DEFAULT_HABITS.name,
+        help="how shoppers choose each next purchase (default: %(default)s, the packaged "
+        "mini; legacy: the first-order shoppers of the mini before 1.0)",
     )
     parser.add_argument(
         "--shopper-set",

@@ -19,7 +19,14 @@ catalog plus everyone's purchases), ``text`` and ``narratives`` (what is written
 from regen_bench.data.synth.catalog import CRITIQUE_LEVELS, ItemSpec, build_catalog
 from regen_bench.data.synth.records import iter_synthetic, synthesize, synthesize_world
 from regen_bench.data.synth.rng import Rng
-from regen_bench.data.synth.shoppers import CALIBRATED, HABITS, LEGACY, Habits, SynthUser
+from regen_bench.data.synth.shoppers import (
+    CALIBRATED,
+    DEFAULT_HABITS,
+    HABITS,
+    LEGACY,
+    Habits,
+    SynthUser,
+)
 from regen_bench.data.synth.text import shingles
 from regen_bench.data.synth.vocabulary import (
     BRANCHES,
@@ -39,6 +46,7 @@ __all__ = [
     "CALIBRATED",
     "COMPLEMENTS",
     "CRITIQUE_LEVELS",
+    "DEFAULT_HABITS",
     "DEFAULT_ITEMS",
     "DEFAULT_SEED",
     "DEFAULT_USERS",

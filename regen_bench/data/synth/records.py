@@ -10,7 +10,7 @@ from regen_bench.data.synth import narratives as nv
 from regen_bench.data.synth import text as tx
 from regen_bench.data.synth.catalog import ItemSpec
 from regen_bench.data.synth.rng import Rng
-from regen_bench.data.synth.shoppers import LEGACY, Habits, SynthUser
+from regen_bench.data.synth.shoppers import DEFAULT_HABITS, Habits, SynthUser
 from regen_bench.data.synth.vocabulary import BRANCHES, LEAVES, PERSONAS, TIERS
 from regen_bench.data.synth.world import (
     DEFAULT_ITEMS,
@@ -145,7 +145,7 @@ def iter_synthetic(
     users: int = DEFAULT_USERS,
     items: int = DEFAULT_ITEMS,
     seed: int = DEFAULT_SEED,
-    habits: Habits = LEGACY,
+    habits: Habits = DEFAULT_HABITS,
 ) -> Iterator[UserRecord]:
     """The simulated store's users as REGEN records, made one at a time (bounded memory)."""
     specs, people = simulate(users, items, seed, habits)
@@ -156,7 +156,7 @@ def synthesize(
     users: int = DEFAULT_USERS,
     items: int = DEFAULT_ITEMS,
     seed: int = DEFAULT_SEED,
-    habits: Habits = LEGACY,
+    habits: Habits = DEFAULT_HABITS,
 ) -> list[UserRecord]:
     """The simulated store's users as REGEN records (same arguments, same records)."""
     return list(iter_synthetic(users, items, seed, habits))
@@ -166,7 +166,7 @@ def synthesize_world(
     users: int = DEFAULT_USERS,
     items: int = DEFAULT_ITEMS,
     seed: int = DEFAULT_SEED,
-    habits: Habits = LEGACY,
+    habits: Habits = DEFAULT_HABITS,
 ) -> World:
     """Build the catalog, the users and their REGEN records (a pure function of the args)."""
     specs, people = simulate(users, items, seed, habits)

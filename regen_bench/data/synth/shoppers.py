@@ -115,7 +115,7 @@ LEGACY = Habits()
 #: Shoppers whose next purchase also depends on the longer history (see the module doc).
 CALIBRATED = Habits(
     name="calibrated",
-    refine=0.16,  # with these weights, 18.4% of adjacent pairs carry a critique (REGEN's)
+    refine=0.16,  # with these weights, 18.4% of adjacent pairs carry a critique (Office: 17.6%)
     complement=0.12,
     taste=0.15,
     popular=0.05,
@@ -135,6 +135,8 @@ CALIBRATED = Habits(
     taste_sharpness=1.5,
 )
 HABITS = {h.name: h for h in (LEGACY, CALIBRATED)}
+#: What ``data synth`` and the packaged ``mini`` use.
+DEFAULT_HABITS = CALIBRATED
 
 
 @dataclass(slots=True)

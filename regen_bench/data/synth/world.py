@@ -10,12 +10,18 @@ import numpy as np
 from regen_bench.data.schema import UserRecord
 from regen_bench.data.synth.catalog import ItemSpec, build_catalog
 from regen_bench.data.synth.rng import Rng
-from regen_bench.data.synth.shoppers import LEGACY, Habits, SynthUser, make_user, next_purchase
+from regen_bench.data.synth.shoppers import (
+    DEFAULT_HABITS,
+    Habits,
+    SynthUser,
+    make_user,
+    next_purchase,
+)
 from regen_bench.data.synth.store import Store
 from regen_bench.data.synth.vocabulary import LEAVES
 
-DEFAULT_USERS = 2000
-DEFAULT_ITEMS = 800
+DEFAULT_USERS = 10000
+DEFAULT_ITEMS = 4000
 DEFAULT_SEED = 0
 #: Mean number of purchases beyond the minimum of five (lengths over 20 are redrawn).
 EXTRA_LENGTH = 5.0
@@ -37,12 +43,12 @@ def simulate(
     users: int = DEFAULT_USERS,
     items: int = DEFAULT_ITEMS,
     seed: int = DEFAULT_SEED,
-    habits: Habits = LEGACY,
+    habits: Habits = DEFAULT_HABITS,
 ) -> tuple[list[ItemSpec], list[SynthUser]]:
     """The catalog and every user's purchases, without text (a pure function of the args).
 
-    ``habits`` says how shoppers choose each next purchase (:data:`LEGACY`: the packaged
-    ``mini``).
+    ``habits`` says how shoppers choose each next purchase (:data:`DEFAULT_HABITS`, the
+    calibrated shoppers of the packaged ``mini``; ``LEGACY`` rebuilds the ``mini`` of 0.x).
 
     Users are small here (indices and tastes, no text), so a Clothing-scale world fits in
     memory; the text records are made one at a time by :func:`iter_synthetic`.

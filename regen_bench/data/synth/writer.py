@@ -11,7 +11,7 @@ from pathlib import Path
 from regen_bench.data.regen import write_records
 from regen_bench.data.schema import Narratives, UserRecord
 from regen_bench.data.synth.records import iter_synthetic
-from regen_bench.data.synth.shoppers import LEGACY, Habits
+from regen_bench.data.synth.shoppers import DEFAULT_HABITS, Habits
 from regen_bench.data.synth.world import DEFAULT_ITEMS, DEFAULT_SEED, DEFAULT_USERS
 
 
@@ -60,7 +60,7 @@ def write_synthetic(
     seed: int = DEFAULT_SEED,
     progress: bool = False,
     bare: bool = False,
-    habits: Habits = LEGACY,
+    habits: Habits = DEFAULT_HABITS,
 ) -> SynthStats:
     """Synthesize and write a REGEN-format file (gzip if ``.gz``); return its statistics.
 
