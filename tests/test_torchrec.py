@@ -58,7 +58,7 @@ def test_checkpoint_config_errors_name_the_file(tmp_path: Path) -> None:
         (SASRecOptions, {"heads": 1, "dropout": 0.2, "lr": 2e-3, "epochs": 200, "loss": "ce"}),
         (
             BERT4RecOptions,
-            {"heads": 2, "dropout": 0.1, "epochs": 300, "patience": 25, "init": "bert"},
+            {"heads": 2, "dropout": 0.1, "epochs": 300, "patience": 50, "init": "bert"},
         ),
         (
             FLAREOptions,
