@@ -61,7 +61,7 @@ def test_checkpoint_config_errors_name_the_file(tmp_path: Path) -> None:
         ),
         (
             BERT4RecOptions,
-            {"heads": 2, "dropout": 0.1, "epochs": 300, "patience": 25, "init": "bert"},
+            {"heads": 2, "dropout": 0.1, "epochs": 300, "patience": 50, "init": "bert"},
         ),
         (
             FLAREOptions,

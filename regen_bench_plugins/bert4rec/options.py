@@ -38,9 +38,10 @@ class BERT4RecOptions(TorchRecOptions):
         "sqrt(hidden)) or bert (truncated N(0, 0.02) everywhere, as BERT and RecBole)",
     )
     epochs: int = redefault(TorchRecOptions, "epochs", 300)
-    #: Masked-item training first sits ten or more epochs on a popularity plateau: patience 10
-    #: could stop it there (see docs/models.md).
-    patience: int = redefault(TorchRecOptions, "patience", 25)
+    #: Masked-item training first sits ten or more epochs on a popularity plateau, and on long
+    #: sequences its noisy validation still gains after 30 flat epochs: patience 50 (see
+    #: docs/models.md).
+    patience: int = redefault(TorchRecOptions, "patience", 50)
 
     #: The shared ranges plus the Cloze masking rates and the initialisation (hidden choices are
     #: divisible by heads=2).
