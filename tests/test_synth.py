@@ -83,14 +83,19 @@ def test_shipped_file_is_exactly_the_default_synthesis(shipped, tmp_path):
 
 def test_large_leaves_are_reproduced_exactly():
     """Pinned: a catalog big enough for generated brands and the numpy paths of large leaves."""
-    records = synth.synthesize(users=40, items=4000, seed=5)
+    records = synth.synthesize(users=40, items=4000, seed=5, habits=synth.LEGACY)
     assert _fingerprint(records) == (
         "d54edece1058cecbccd0282f1ba6686a1310a3221b268e1305efcdc2a1037da6"
+    )
+    records = synth.synthesize(users=40, items=4000, seed=5)  # the calibrated shoppers
+    assert _fingerprint(records) == (
+        "d5858a4e9c6b8d08ab406b6db5a4ac584aa214a1f9121df711220b90f52faaba"
     )
 
 
 def test_shipped_file_is_small():
-    assert SHIPPED.stat().st_size < 4_000_000
+    # 10,000 users with every text field: about 10.6 MB gzipped.
+    assert SHIPPED.stat().st_size < 12_000_000
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -243,7 +248,9 @@ def test_endorsement_does_not_use_the_last_review(shipped):
 
 
 def test_sequence_signal_beats_popularity(shipped):
-    """Proxy of the difficulty target: a first-order Markov model >= 2x popularity."""
+    """Proxy of the calibration targets (docs/data-format.md): the last item helps (a
+    first-order Markov model clearly above popularity) but does not give the next one away
+    (the 0.x shoppers let this Markov model reach 0.2)."""
     records, _ = shipped
     data = build_task(Dataset.from_records("mini", records), "sequential")
     n = len(data.catalog)
@@ -261,9 +268,9 @@ def test_sequence_signal_beats_popularity(shipped):
     markov = np.mean(
         [ndcg(trans[ex.history[-1]] + 1e-3 * pop / pop.max(), ex.target) for ex in data.test]
     )
-    assert 0.02 <= pop_ndcg <= 0.1
-    assert markov >= 2 * pop_ndcg
-    assert markov <= 0.5
+    assert 0.01 <= pop_ndcg <= 0.05
+    assert markov >= 1.3 * pop_ndcg
+    assert markov <= 0.08
 
 
 def test_write_synthetic_stats(tmp_path):
