@@ -25,7 +25,7 @@ from regen_bench.resolve import resolve_dataset
 from regen_bench.results import load_result
 from regen_bench.tasks import build_task
 
-MINI_FINGERPRINT = "4e2675047643a56f7a1ccb26069a6d5754505fef7bd7667a3aab44f966a61647"
+MINI_FINGERPRINT = "44b215398b792ee97418b944f2ca5a3895fba7955eaa5037eded7fab71a74aab"
 USERS, PURCHASES = 50, 5  # 50 users x 4 adjacent pairs = 200 pairs
 PAIRS = USERS * (PURCHASES - 1)
 

