@@ -317,15 +317,14 @@ def expand(
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)`` with ``1 <= i <= n``; ValueError naming the problem."""
-    head, sep, tail = text.partition("/")
-    try:
-        i, n = int(head), int(tail)
-    except ValueError:
-        i = n = 0
-    if not sep or n < 1 or not 1 <= i <= n:
-        raise ValueError(f"--shard expects i/n with 1 <= i <= n (e.g. 2/4), got '{text}'")
-    return i, n
+    """``"i/n"`` -> ``(i, n)`` with ``1 <= i <= n``; ValueError naming the problem.
+
+    The same spelling and message as ``inpaint``/``rate --shard`` (:class:`Shard`).
+    """
+    from regen_bench.shards import Shard  # not at import time: it loads the data reader
+
+    parsed = Shard.parse(text)
+    return parsed.index, parsed.count
 
 
 def shard(cells: Sequence[Cell], index: int, count: int) -> list[Cell]:
