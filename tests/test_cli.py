@@ -264,7 +264,7 @@ def test_out_and_output_are_one_option(toy_file: Path, tmp_path: Path) -> None:
 
 def test_data_commands_take_the_dataset_as_argument_or_option(tmp_path: Path, capsys) -> None:
     code, by_arg, _ = _run(["data", "info", "mini"], capsys)
-    assert code == 0 and "users          10000" in by_arg
+    assert code == 0 and "users          5000" in by_arg
     assert _run(["data", "info", "--dataset", "mini"], capsys)[1] == by_arg
     code, _, err = _run(["data", "info"], capsys)
     assert code == 2 and "required: DATASET (or --dataset)" in err

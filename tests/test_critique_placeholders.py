@@ -25,7 +25,7 @@ from regen_bench.resolve import resolve_dataset
 from regen_bench.results import load_result
 from regen_bench.tasks import build_task
 
-MINI_FINGERPRINT = "44b215398b792ee97418b944f2ca5a3895fba7955eaa5037eded7fab71a74aab"
+MINI_FINGERPRINT = "7d986a1bf5cc05242802de98b7bb00e85a9de0abda4c53d4034b9066683dadd7"
 USERS, PURCHASES = 50, 5  # 50 users x 4 adjacent pairs = 200 pairs
 PAIRS = USERS * (PURCHASES - 1)
 

@@ -15,7 +15,7 @@ datasets = pytest.importorskip("datasets")
 def test_export_mini_reloads_with_task_split_sizes(tmp_path, capsys):
     out = tmp_path / "mini-hf"
     assert main(["data", "export", "--format", "hf", "mini", str(out), "-q"]) == 0
-    assert "train 10000" in capsys.readouterr().out
+    assert "train 5000" in capsys.readouterr().out
     splits = datasets.load_from_disk(str(out))
     items = datasets.load_from_disk(str(out / "items"))
     from regen_bench.resolve import resolve_dataset
@@ -26,7 +26,7 @@ def test_export_mini_reloads_with_task_split_sizes(tmp_path, capsys):
     assert len(splits["train"]) == len(task.train)
     assert len(splits["validation"]) == len(task.valid)
     assert len(splits["test"]) == len(task.test)
-    assert len(items) == len(ds.catalog) == 4000
+    assert len(items) == len(ds.catalog) == 2000
     ex, row = task.test[7], splits["test"][7]
     assert row["user_id"] == ex.user_id
     assert row["history"] == ds.catalog.ids(ex.history)

@@ -285,7 +285,7 @@ def test_counts_beyond_the_catalog_are_refused(
 
     _forge(result, huge, claim)
     line = _refused(result, capsys)
-    assert "field 'dataset.items' = 10000000000 but dataset 'mini' has 4000" in line
+    assert "field 'dataset.items' = 10000000000 but dataset 'mini' has 2000" in line
 
 
 def test_a_duplicated_user_is_refused(result: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -320,5 +320,5 @@ def test_the_function_names_the_problem(result: Path) -> None:
     checked = validate_result(result)[1]
     assert checked.ran and checked.describe().startswith("checked against dataset mini")
     _forge(result, lambda s: s[1:])
-    with pytest.raises(SubmissionError, match=r"1 of the 10000 test users .* have no sample"):
+    with pytest.raises(SubmissionError, match=r"1 of the 5000 test users .* have no sample"):
         validate_result(result)

@@ -115,12 +115,12 @@ LEGACY = Habits()
 #: Shoppers whose next purchase also depends on the longer history (see the module doc).
 CALIBRATED = Habits(
     name="calibrated",
-    refine=0.16,  # with these weights, 18.4% of adjacent pairs carry a critique (Office: 17.6%)
-    complement=0.12,
+    refine=0.16,  # with these weights, 18.6% of adjacent pairs carry a critique (Office: 17.6%)
+    complement=0.30,
     taste=0.15,
     popular=0.05,
-    recall=0.25,
-    revisit=0.14,
+    recall=0.12,
+    revisit=0.07,
     noise=0.0,
     complement_brand=3.0,
     complement_colour=2.0,

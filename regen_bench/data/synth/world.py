@@ -20,8 +20,8 @@ from regen_bench.data.synth.shoppers import (
 from regen_bench.data.synth.store import Store
 from regen_bench.data.synth.vocabulary import LEAVES
 
-DEFAULT_USERS = 10000
-DEFAULT_ITEMS = 4000
+DEFAULT_USERS = 5000
+DEFAULT_ITEMS = 2000
 DEFAULT_SEED = 0
 #: Mean number of purchases beyond the minimum of five (lengths over 20 are redrawn).
 EXTRA_LENGTH = 5.0
