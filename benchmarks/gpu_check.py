@@ -571,18 +571,7 @@ def part_flare(s: Settings, dev: torch.device) -> dict[str, Any]:
     text_dim = 384  # all-MiniLM-L6-v2, FLARE's default encoder
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    net = FlareNet(
-        s.rec_items,
-        text_dim,
-        o.hidden,
-        o.blocks,
-        o.heads,
-        o.dropout,
-        o.max_len,
-        o.latents,
-        o.resampler_layers,
-        o.init,
-    ).to(dev)
+    net = FlareNet.from_options(s.rec_items, text_dim, o).to(dev)
     states, valid, prep_s = flare_text_states(net, s.rec_items, s.flare_tokens, text_dim, dev)
     optim = torch.optim.Adam(net.parameters(), lr=o.lr)  # BERT4Rec's betas: torch's default
     seqs = training_sequences((s.warmup_steps + s.flare_steps) * o.batch_size, s.rec_items, rng)
@@ -595,7 +584,7 @@ def part_flare(s: Settings, dev: torch.device) -> dict[str, Any]:
         # BERT4Rec._batch_loss with FLARE._train_logits (no critiques), then the update.
         rows = slice(i * o.batch_size, (i + 1) * o.batch_size)
         width = filled_width(items[rows])
-        inp, lab = mask_items(rng, items[rows][:, -width:], o.mask_prob, o.last_prob, mask_id)
+        inp, lab, _ = mask_items(rng, items[rows][:, -width:], o.mask_prob, o.last_prob, mask_id)
         lab_t = torch.from_numpy(lab).to(dev)
         vectors = net.item_vectors(all_items, states, valid)
         hidden = net(torch.from_numpy(inp).to(dev), vectors, None)

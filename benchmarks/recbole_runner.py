@@ -134,7 +134,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
     trainer._train_epoch, trainer._valid_epoch = counted_train, timed_valid
     resume = spec.get("resume")
-    before = {"fit_s": 0.0, "valid_s": 0.0, "parts": 0, "stopped": False}
+    before: dict[str, Any] = {"fit_s": 0.0, "valid_s": 0.0, "parts": 0, "stopped": False}
     if resume and os.path.exists(resume):
         before = _load_resume(resume, trainer, train_data, epochs, logger)
         valid_s[0] = before["valid_s"]

@@ -89,18 +89,7 @@ class FLARE(BERT4Rec):
         # Loading the encoder may draw random numbers (weight init before the checkpoint is
         # read); seed again so the weights do not depend on whether it was loaded before.
         self._torch.manual_seed(self.seed)
-        return self._flare_net.FlareNet(
-            len(self.catalog),
-            self.text.dim,
-            o.hidden,
-            o.blocks,
-            o.heads,
-            o.dropout,
-            o.max_len,
-            o.latents,
-            o.resampler_layers,
-            o.init,
-        )
+        return self._flare_net.FlareNet.from_options(len(self.catalog), self.text.dim, o)
 
     # -- text --------------------------------------------------------------------------------
 

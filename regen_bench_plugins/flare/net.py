@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from regen_bench_plugins.bert4rec.net import LN_EPS, SequenceEncoder, init_weights
+from regen_bench_plugins.flare.options import FLAREOptions
 
 
 class ResamplerLayer(nn.Module):
@@ -130,6 +131,22 @@ class FlareNet(nn.Module):
         self.logit_scale = init_weights(self, hidden, init)
         # The scale of the ID table (unit: like the resampler's LayerNorm-ed output).
         nn.init.normal_(self.mask_emb, std=1.0 if init == "unit" else 0.02)
+
+    @classmethod
+    def from_options(cls, n_items: int, text_dim: int, o: FLAREOptions) -> FlareNet:
+        """The network of ``n_items`` items over ``text_dim``-dim encoder states, sized by ``o``."""
+        return cls(
+            n_items,
+            text_dim,
+            o.hidden,
+            o.blocks,
+            o.heads,
+            o.dropout,
+            o.max_len,
+            o.latents,
+            o.resampler_layers,
+            o.init,
+        )
 
     def fit_projection(self, states: torch.Tensor, valid: torch.Tensor) -> None:
         """Fit the PCA-whitening of token states (N, L, text_dim) on their valid tokens."""

@@ -112,7 +112,7 @@ class HFBackend:
     """
 
     name = "hf"
-    price_per_mtok = None
+    price_per_mtok: tuple[float, float] | None = None
 
     def __init__(
         self,
