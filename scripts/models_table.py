@@ -32,6 +32,8 @@ def rows(root: Path) -> tuple[list[str], dict[str, list[str]]]:
             by_data.setdefault(result["dataset"]["fingerprint"][:12], []).append(str(path))
             metrics = result["metrics"]
             cells = [f"{metrics[c]:.4f}" if c in metrics else "" for c in COLUMNS]
+            fit = result.get("fit_log") or {}
+            cells.append(f"{fit['epochs']} ({fit['best_epoch']})" if fit.get("epochs") else "–")
             out.append(f"| `{model}` | {task} | " + " | ".join(cells) + " |")
     return out, by_data
 
@@ -47,8 +49,8 @@ def main(argv: list[str]) -> int:
         for fingerprint, paths in by_data.items():
             print(f"  {fingerprint}...: {', '.join(paths)}", file=sys.stderr)
         return 1
-    print("| model | task | NDCG@10 | Recall@10 | MRR | NDCG@10 critiqued |")
-    print("|---|---|---|---|---|---|")
+    print("| model | task | NDCG@10 | Recall@10 | MRR | NDCG@10 critiqued | epochs (best) |")
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(table))
     return 0
 

@@ -33,7 +33,8 @@ NEEDS_PATH = {"file", "excerpt"}
 FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})\s*(?P<lang>[^\s`]*)")
 MARKER = re.compile(r"^<!--\s*doctest:\s*(?P<kind>[\w-]+)\s*(?P<arg>.*?)\s*-->$")
 # Timings vary from run to run: "fit 26.0s" and "fit 31.2s" are the same line of a transcript.
-DURATION = re.compile(r"\b\d+(?:\.\d+)?s\b")
+# Seconds ("113.5s") and progress clocks ("elapsed 0:09, eta 7:35") vary run to run.
+DURATION = re.compile(r"\b\d+(?:\.\d+)?s\b|\b\d+:\d{2}(?::\d{2})?\b")
 
 FAST_TIMEOUT_S = 180
 SLOW_TIMEOUT_S = 900

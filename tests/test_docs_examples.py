@@ -196,8 +196,9 @@ def test_a_failing_block_fails_with_its_place_and_output(tmp_path: Path) -> None
 
 def test_transcripts_compare_output_but_not_durations(tmp_path: Path) -> None:
     shown = (
-        "```text\n$ printf 'recall@10 0.3575\\ntime: fit 3.1s\\n'\n"
-        "recall@10 {}\ntime: fit 26.0s\n```\n"
+        "```text\n$ printf 'epoch 4, elapsed 0:09, eta 7:35\\n"
+        "recall@10 0.3575\\ntime: fit 3.1s\\n'\n"
+        "epoch 4, elapsed 0:12, eta 1:07:35\nrecall@10 {}\ntime: fit 26.0s\n```\n"
     )
     assert dx.run_document("x.md", tmp_path / "a", slow=False, text=shown.format("0.3575"))
     with pytest.raises(dx.DocExampleError, match=r"recall@10 0\.3620"):
