@@ -3,7 +3,6 @@ so the script a GPU machine runs cannot rot; the sizes and FLOP accounting are c
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -16,6 +15,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 PARTS = ("ranking", "lumen", "sasrec", "flare")
@@ -23,13 +24,8 @@ PARTS = ("ranking", "lumen", "sasrec", "flare")
 pytest.importorskip("torch")
 
 
-def _load() -> ModuleType:  # benchmarks/ is not a package: load the script as a module
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def _load() -> ModuleType:
+    return load_script("benchmarks/gpu_check.py")
 
 
 def test_peak_table_and_lumen_flops_by_hand() -> None:

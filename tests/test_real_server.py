@@ -12,7 +12,6 @@ received]`` line per request it got).
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import threading
@@ -28,20 +27,15 @@ from regen_bench.cli import main
 from regen_bench.data.synth import write_synthetic
 from regen_bench.llm import LLMRequest, LLMResponse
 from regen_bench.llm.types import RequestTimeout
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 RECEIVED = "[Request received]"
 
 
-def _bench() -> ModuleType:  # benchmarks/ is not a package: load the script as a module
-    spec = importlib.util.spec_from_file_location(
-        "serve_throughput", ROOT / "benchmarks" / "serve_throughput.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _bench() -> ModuleType:
+    return load_script("benchmarks/serve_throughput.py")
 
 
 class Server:

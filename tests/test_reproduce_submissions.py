@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():  # benchmarks/ is not a package: load the script as a module
-    spec = importlib.util.spec_from_file_location(
-        "reproduce_submissions", ROOT / "benchmarks" / "reproduce_submissions.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _script():
+    return load_script("benchmarks/reproduce_submissions.py")
 
 
 def _submissions(model: str) -> list[Path]:
