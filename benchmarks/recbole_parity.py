@@ -1,16 +1,24 @@
 """RecBole 1.2.1 and the harness side by side on the same data, split and ranking protocol.
 
-    .venv/bin/python benchmarks/recbole_parity.py [--models sasrec,bert4rec] [--quick]
-        [--seed 0] [--threads 1] [--only recbole|ours] [--rerun-recbole]
-        [--venv .recbole-venv] [--cache .recbole-parity]
+    .venv/bin/python benchmarks/recbole_parity.py [--dataset NAME_OR_PATH]
+        [--models sasrec,bert4rec] [--quick] [--seed 0] [--threads 1] [--only recbole|ours]
+        [--rerun-recbole] [--venv .recbole-venv] [--cache .recbole-parity]
 
-The data is real MovieLens-100K as it ships inside the ``recbole`` wheel
+The data is by default real MovieLens-100K as it ships inside the ``recbole`` wheel
 (``recbole/dataset_example/ml-100k``: 943 users, 1,682 items, 100,000 ratings). RecBole reads
 its own atomic files, exactly as ``run_recbole`` would (its ml-100k config included); the
 harness reads them through ``regen-bench data import --format recbole --time-key
-float32-normalized``, which orders each user's ratings by RecBole's own sort key. Before any
-training both views are compared: users, items, interactions, every user's ordered sequence
-(a digest) and every validation and test target must be equal, or the script stops.
+float32-normalized``, which orders each user's ratings by RecBole's own sort key.
+
+``--dataset`` takes any dataset instead (a registered name such as ``mini`` or a REGEN-format
+file): it is written as atomic files into ``--cache``/data/NAME/ by ``regen-bench data export
+--format recbole`` (timestamps RecBole orders as the dataset does), RecBole reads them as a
+custom dataset (``data_path`` that folder's parent, ``load_col: {inter: [user_id, item_id,
+timestamp]}``, since RecBole loads only the two ids of a dataset it has no config for, the
+rest at its defaults) and the harness runs on the dataset itself.
+
+Before any training both views are compared: users, items, interactions, every user's ordered
+sequence (a digest) and every validation and test target must be equal, or the script stops.
 
 Protocol, both sides: leave-one-out (RecBole ``eval_args: {split: {LS: valid_and_test},
 order: TO, group_by: user, mode: full}``), full ranking over the whole catalog, history items
@@ -27,7 +35,8 @@ through ``benchmarks/recbole_runner.py``. A full RecBole run trains on every pre
 sequence (99,057 training examples per epoch on ML-100K) and takes about 40
 minutes per model with two threads on an idle two-core machine, hours with one thread on a
 busy one, so each result is cached as JSON under ``--cache``/recbole, keyed by RecBole's
-version, the model, its config, the data fingerprint, the seed and the threads, and reused
+version, the model, its config, the data fingerprint (the sha256 of the ``.inter`` file RecBole
+reads, with the dataset's name for ``--dataset``), the seed and the threads, and reused
 (printed as cached, with its date) unless ``--rerun-recbole``. ``--quick`` trains one epoch on
 each side: a check that everything runs, not a comparison. A RecBole run that was stopped
 (a session's end, a kill) resumes after its last finished epoch when the same command runs
@@ -60,6 +69,8 @@ RECBOLE_PINS = ("torch==2.13.0", f"recbole=={RECBOLE_VERSION}", "numpy==1.23.5",
 #: harness model name -> RecBole model name.
 MODELS = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}
 DATASET = "ml-100k"
+#: RecBole config of a ``--dataset`` (a custom dataset: RecBole would load only the two ids).
+CUSTOM_CONFIG: dict[str, Any] = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
 #: The time key that reproduces RecBole's order on ml-100k (its config normalises floats).
 TIME_KEY = "float32-normalized"
 QUICK_EPOCHS = 1
@@ -80,6 +91,20 @@ PARITY_CONFIG: dict[str, Any] = {
     "use_gpu": False,
     "show_progress": False,
 }
+
+
+@dataclass
+class Data:
+    """The data both sides run on: where RecBole finds it and what the harness runs."""
+
+    title: str  # what the table's title line calls it
+    recbole_dataset: str  # RecBole's dataset name: <data_path>/<name>/<name>.inter
+    data_path: str
+    config: dict[str, Any]  # RecBole config besides recbole_config's
+    fingerprint: str  # the cache key's ``data``
+    harness: str  # `regen-bench run --dataset` of the harness side
+    name: str  # the harness's name for it (its results folder)
+    view: dict[str, Any]  # the harness's view (harness_view)
 
 
 @dataclass
@@ -132,7 +157,18 @@ def harness_view(path: Path) -> dict[str, Any]:
     """Counts, sequence digest and leave-one-out targets of a REGEN-format file."""
     from regen_bench.data.regen import iter_records
 
-    seqs = {r.user_id: [i.item_id for i in r.interactions] for r in iter_records(path)}
+    return sequences_view(
+        {r.user_id: [i.item_id for i in r.interactions] for r in iter_records(path)}
+    )
+
+
+def dataset_view(ds: Any) -> dict[str, Any]:
+    """:func:`harness_view` of a loaded ``regen_bench`` Dataset (what a run reads)."""
+    return sequences_view({u.user_id: ds.catalog.ids(u.items) for u in ds.users})
+
+
+def sequences_view(seqs: dict[str, list[str]]) -> dict[str, Any]:
+    """Counts, sequence digest and leave-one-out targets of users' item sequences."""
     return {
         "users": len(seqs),
         "items": len({i for s in seqs.values() for i in s}),
@@ -294,16 +330,62 @@ def convert(source: Path, out: Path) -> None:
     subprocess.run(cmd, check=True)
 
 
+def ml100k_data(args: argparse.Namespace, info: dict[str, str]) -> Data:
+    """RecBole's own ML-100K, and the harness's import of it."""
+    source = Path(info["examples"]) / DATASET
+    data = args.cache / "data" / f"{DATASET}.jsonl.gz"
+    convert(source, data)
+    return Data(
+        title="ML-100K",
+        recbole_dataset=DATASET,
+        data_path=info["examples"],
+        config={},
+        fingerprint=_sha256(source / f"{DATASET}.inter"),
+        harness=str(data),
+        name=data.name.split(".")[0],
+        view=harness_view(data),
+    )
+
+
+def exported_data(args: argparse.Namespace) -> Data:
+    """``--dataset`` exported as RecBole atomic files into ``--cache``/data/NAME/."""
+    from regen_bench.data.export_recbole import export_recbole
+    from regen_bench.resolve import resolve_dataset
+
+    ds = resolve_dataset(args.dataset)
+    root = args.cache / "data"
+    folder = root / ds.name
+    # The export of an earlier run is rewritten: the dataset may have changed since.
+    for suffix in ("inter", "item"):
+        (folder / f"{ds.name}.{suffix}").unlink(missing_ok=True)
+    print(f"$ regen-bench data export --format recbole {args.dataset} {folder}", flush=True)
+    try:
+        written = export_recbole(ds, folder)
+    except ValueError as exc:
+        raise SystemExit(f"cannot export {args.dataset}: {exc}") from None
+    print(f"wrote {folder} (recbole): {written.summary()}")
+    return Data(
+        title=ds.name,
+        recbole_dataset=ds.name,
+        data_path=str(root.resolve()),
+        config=json.loads(json.dumps(CUSTOM_CONFIG)),
+        fingerprint=f"{ds.name} {_sha256(folder / f'{ds.name}.inter')}",
+        harness=args.dataset,
+        name=ds.name,
+        view=dataset_view(ds),
+    )
+
+
 def recbole_result(
-    args: argparse.Namespace, info: dict[str, str], model: str, data_fp: str
+    args: argparse.Namespace, info: dict[str, str], model: str, data: Data
 ) -> tuple[dict[str, Any] | None, str]:
     """The cached or fresh RecBole result of ``model`` and how it was obtained."""
-    config = recbole_config(MODELS[model], seed=args.seed, quick=args.quick)
+    config = {**recbole_config(MODELS[model], seed=args.seed, quick=args.quick), **data.config}
     key = cache_key(
         recbole_version=info["version"],
         model=MODELS[model],
         config=config,
-        data=data_fp,
+        data=data.fingerprint,
         seed=args.seed,
         threads=args.threads,
     )
@@ -322,11 +404,11 @@ def recbole_result(
     spec = {
         "resume": str(resume.resolve()),
         "model": MODELS[model],
-        "dataset": DATASET,
+        "dataset": data.recbole_dataset,
         "threads": args.threads,
         "config": {
             **config,
-            "data_path": info["examples"],
+            "data_path": data.data_path,
             "checkpoint_dir": str((work / "saved").resolve()),
         },
     }
@@ -337,7 +419,7 @@ def recbole_result(
     cached = {
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "key": key,
-        "key_fields": {"config": config, "data": data_fp, "seed": args.seed},
+        "key_fields": {"config": config, "data": data.fingerprint, "seed": args.seed},
         "threads": args.threads,
         "wall_s": round(time.time() - start, 1),
         "result": result,
@@ -349,16 +431,16 @@ def recbole_result(
     return cached, f"trained now ({path})"
 
 
-def ours_result(args: argparse.Namespace, model: str, data: Path) -> tuple[Side, dict[str, str]]:
+def ours_result(args: argparse.Namespace, model: str, data: Data) -> tuple[Side, dict[str, str]]:
     out = args.cache / ("ours-quick" if args.quick else "ours")
     cmd = [sys.executable, "-m", "regen_bench", "run", "--model", model, "--task", "sequential"]
-    cmd += ["--seed", str(args.seed), "--threads", str(args.threads), "--dataset", str(data)]
+    cmd += ["--seed", str(args.seed), "--threads", str(args.threads), "--dataset", data.harness]
     cmd += ["--out", str(out), "-q"]
     if args.quick:
         cmd += ["--set", f"epochs={QUICK_EPOCHS}"]
     print("$ regen-bench " + " ".join(cmd[3:]), flush=True)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    folder = out / data.name.split(".")[0] / "sequential"
+    folder = out / data.name / "sequential"
     result = json.loads((folder / f"{model}.json").read_text())
     samples = folder / result["samples_file"]
     targets = {}
@@ -371,6 +453,13 @@ def ours_result(args: argparse.Namespace, model: str, data: Path) -> tuple[Side,
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME_OR_PATH",
+        help="a registered dataset or REGEN-format file, exported to RecBole atomic files "
+        f"under --cache/data (default: RecBole's own {DATASET})",
+    )
     parser.add_argument("--models", default="sasrec,bert4rec", help="comma-separated (%(default)s)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epoch each side")
     parser.add_argument("--seed", type=int, default=0)
@@ -387,23 +476,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    info = ensure_venv(args.venv)
-    source = Path(info["examples"]) / DATASET
-    data = args.cache / "data" / f"{DATASET}.jsonl.gz"
-    convert(source, data)
-    data_fp = _sha256(source / f"{DATASET}.inter")
-
-    check_spec = {"model": "SASRec", "dataset": DATASET, "threads": args.threads, "data_only": True}
-    check_spec["config"] = {**recbole_config("SASRec", seed=args.seed, quick=True)}
-    check_spec["config"]["data_path"] = info["examples"]
+def data_check(args: argparse.Namespace, data: Data) -> list[str]:
+    """How RecBole's split of ``data`` differs from the harness's view (empty: not at all)."""
+    check_spec = {
+        "model": "SASRec",
+        "dataset": data.recbole_dataset,
+        "threads": args.threads,
+        "data_only": True,
+    }
+    check_spec["config"] = {**recbole_config("SASRec", seed=args.seed, quick=True), **data.config}
+    check_spec["config"]["data_path"] = data.data_path
     (args.cache / "work").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="data-check-", dir=args.cache / "work") as tmp:
         work = Path(tmp)
         rb_view = run_recbole(args.venv, check_spec, work, work / "log.txt", work / "result.json")
-    ours_view = harness_view(data)
-    problems = compare_data(rb_view["data"], ours_view)
+    return compare_data(rb_view["data"], data.view)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    info = ensure_venv(args.venv)
+    data = ml100k_data(args, info) if args.dataset is None else exported_data(args)
+    ours_view = data.view
+    problems = data_check(args, data)
     print(
         f"data: {ours_view['users']:,} users, {ours_view['items']:,} items, "
         f"{ours_view['interactions']:,} interactions; "
@@ -415,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows: list[tuple[str, Side]] = []
     for model in args.models:
-        cached, how = recbole_result(args, info, model, data_fp)
+        cached, how = recbole_result(args, info, model, data)
         print(f"RecBole {MODELS[model]}: {how}", flush=True)
         if cached is not None:
             rows.append((model, recbole_side(cached, how.split(" (")[0])))
@@ -429,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             side.note = f"fit {side.fit_s / cached['result']['fit_s']:.2f}x RecBole's"
         rows.append((model, side))
     print()
-    print(f"ML-100K, leave-one-out, full ranking, seed {args.seed}, {args.threads} thread(s)")
+    print(f"{data.title}, leave-one-out, full ranking, seed {args.seed}, {args.threads} thread(s)")
     for line in table(rows):
         print(line)
     return 0

@@ -131,7 +131,14 @@ def _print_profile(ds: Dataset) -> None:
 
 
 def _configure_export(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=["hf"], default="hf", help="output format (hf)")
+    parser.add_argument(
+        "--format",
+        choices=["hf", "recbole"],
+        default="hf",
+        help="hf (default): a Hugging Face `datasets` folder of the leave-one-out split "
+        "(needs the data extra); recbole: RecBole atomic files OUT/<name>.inter and "
+        "OUT/<name>.item, <name> being OUT's folder name (docs/data-format.md)",
+    )
     common.add_positional_or_option(parser, "dataset", common.DATASET_HELP)
     common.add_positional_or_option(parser, "out", "output folder, new or empty", "--output")
     common.add_data_dir(parser)
@@ -139,11 +146,17 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from regen_bench.data.export import export_hf
     from regen_bench.resolve import resolve_dataset
 
     ds = resolve_dataset(common.positional_or_option(args, "dataset"), args.data_dir)
     out = common.positional_or_option(args, "out")
+    if args.format == "recbole":
+        from regen_bench.data.export_recbole import export_recbole
+
+        print(f"wrote {out} (recbole): {export_recbole(ds, out).summary()}")
+        return 0
+    from regen_bench.data.export import export_hf
+
     counts = export_hf(ds, out, progress=not args.quiet)
     print(f"wrote {out} ({args.format}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
@@ -311,9 +324,12 @@ SUBCOMMANDS = (
     ),
     common.Command(
         "export",
-        help="write a dataset as a Hugging Face `datasets` folder (train/validation/test)",
-        description="Write the leave-one-out split of DATASET as a `datasets.load_from_disk` "
-        "folder OUT (train/validation/test splits, catalog in OUT/items, README card).",
+        help="write a dataset as a Hugging Face `datasets` folder or RecBole atomic files",
+        description="Write DATASET into the folder OUT. --format hf: the leave-one-out split as "
+        "a `datasets.load_from_disk` folder (train/validation/test splits, catalog in "
+        "OUT/items, README card). --format recbole: RecBole atomic files, every purchase in "
+        "OUT/<name>.inter in sequence order and the catalog in OUT/<name>.item, the inverse "
+        "of `data import --format recbole`.",
         configure=_configure_export,
         handler=_export,
     ),
