@@ -44,6 +44,9 @@ from typing import Literal
 #: log of every cell. Their names cannot be task names (a task name starts with a letter), so
 #: they never mix with result folders.
 NARRATOR_DIR = "_narrators"
+#: Where the run cells keep and reuse trained ranking models (``run --fit-cache``), so the
+#: narrating cells of a ranking model train once per ranking twin, not once per narrative type.
+FITS_DIR = "_fits"
 LOG_DIR = "_logs"
 #: What the cells' ``--set`` values may name: the narrative type of the cell.
 NARRATIVE_FIELD = "{narrative}"
@@ -229,6 +232,7 @@ def _run_cell(
         args += ["--narrative", narrative]
     args += [*_common_args(s), "--out", str(s.out), "--seed", str(s.seed)]
     args += ["--threads", str(s.threads), *grid.run_args]
+    args += ["--fit-cache", str(s.out / s.dataset_name / FITS_DIR)]
     if s.limit is not None:
         args += ["--limit", str(s.limit)]
     args.append("-q")

@@ -232,6 +232,17 @@ TEXT_METRIC_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+class FitReuse(_Strict):
+    """Where a run's trained model came from when it reused a stored fit (``run --fit-cache``):
+    the entry's file name, when and in how many seconds it was trained, and how long loading
+    took. Absent when the run trained its model."""
+
+    file: str
+    trained: str
+    fit_s: float = Field(ge=0)
+    load_s: float = Field(ge=0)
+
+
 class Tuning(_Strict):
     """How a run's model options were found: ``regen-bench tune`` on the validation split.
 
@@ -276,6 +287,8 @@ class Result(_Strict):
     seeds: dict[str, int]
     environment: Environment
     fit_log: dict[str, Any] = Field(default_factory=dict)
+    #: Set when the trained model was reused from the fit cache (absent otherwise).
+    fit_reused: FitReuse | None = None
     narration: Narration | None = None
     #: Set when the model options came from ``regen-bench tune`` (absent otherwise).
     tuning: Tuning | None = None
@@ -390,7 +403,7 @@ def _samples_lines(samples: Iterable[dict[str, Any]]) -> Iterator[bytes]:
 def _result_bytes(result: Result) -> bytes:
     # Pretty, sorted keys: stable diffs. An untuned run writes no "tuning" key and a run that
     # loaded no weights no "weights" key, so its file reads as it did before they existed.
-    exclude = {k for k in ("tuning", "weights") if getattr(result, k) is None}
+    exclude = {k for k in ("tuning", "weights", "fit_reused") if getattr(result, k) is None}
     doc = result.model_dump(mode="json", exclude=exclude or None)
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 

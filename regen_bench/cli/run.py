@@ -100,6 +100,14 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "torch threads for training, scoring and local LLMs (default: torch's choice, one "
         "per core; use 1 on a shared machine, where more threads can be much slower)",
     )
+    parser.add_argument(
+        "--fit-cache",
+        metavar="DIR",
+        help="reuse a trained model: a model that writes no text looks in DIR for a fit made "
+        "with the same model, options, dataset, task inputs (history, critiques), seed and "
+        "threads, and keeps its own fit there otherwise; the numbers are those of training "
+        "anew and the result records the reuse (`reproduce` uses OUT/<dataset>/_fits)",
+    )
     common.add_quiet(parser)
 
 
@@ -126,6 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         bertscore_model=None if args.bertscore_model == NONE else args.bertscore_model,
         threads=args.threads,
         tuning=tuning,
+        fit_cache=args.fit_cache,
     )
     out = run(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
     r = out.result

@@ -35,7 +35,8 @@ class RunConfig:
     ``options`` are the ``--set`` options: ``narrator.*`` keys configure the narrator of a
     task that writes narratives, the others go to the model's factory. ``limit`` keeps the
     first N test users (recorded in the protocol and the signature); ``threads`` sets torch's
-    CPU threads.
+    CPU threads. ``fit_cache`` is a folder where a model that writes no text reuses (or
+    keeps) its trained state (:mod:`~regen_bench.runner.fit_cache`); it changes no number.
     ``tuning`` is set when ``options`` came from ``regen-bench tune`` (recorded in the result;
     the dataset must be the one the search ran on).
     """
@@ -56,6 +57,7 @@ class RunConfig:
     bertscore_model: str | None = DEFAULT_BERTSCORE_MODEL
     threads: int | None = None
     tuning: Tuning | None = None
+    fit_cache: str | os.PathLike[str] | None = None
 
     def model_options(self) -> dict[str, object]:
         """The options for the model's factory (all but ``narrator.*``)."""

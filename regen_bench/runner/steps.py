@@ -28,6 +28,7 @@ from regen_bench.progress import quiet
 from regen_bench.resolve import resolve_dataset
 from regen_bench.results import (
     DatasetInfo,
+    FitReuse,
     ModelInfo,
     Narration,
     Protocol,
@@ -37,6 +38,7 @@ from regen_bench.results import (
     signature,
     write_result_pair,
 )
+from regen_bench.runner import fit_cache
 from regen_bench.runner.components import check_output, preflight
 from regen_bench.runner.config import RunConfig, RunError, check_config
 from regen_bench.runner.environment import environment, git_commit
@@ -78,6 +80,8 @@ class Fitted:
     built: float
     fitted: float
     weights: dict[str, str] = field(default_factory=dict)
+    #: Set when the model came from the fit cache instead of training.
+    reused: FitReuse | None = None
 
 
 @dataclass
@@ -199,9 +203,26 @@ def model_weights(model: Model, name: str) -> dict[str, str]:
     return {f"model.{option}": pinned for option, pinned in pins.items()}
 
 
-def fit(prepared: Prepared) -> Fitted:
+def fit(prepared: Prepared, *, log: Log = _quiet) -> Fitted:
     """Seed, build the model from its factory, pin the weights it loaded and train it on the
-    training split."""
+    training split; with ``config.fit_cache``, reuse (or keep) a fit of a model that writes no
+    text (:mod:`~regen_bench.runner.fit_cache`)."""
+    cache = _fit_cache_fields(prepared)
+    if cache is not None:
+        path, fields = cache
+        started = time.perf_counter()
+        entry = fit_cache.load(path, fields, log)
+        if entry is not None:
+            loaded = time.perf_counter()
+            log(f"fit cache: reused {path} (trained {entry.trained} in {entry.fit_s:.1f}s)")
+            reuse = FitReuse(
+                file=path.name,
+                trained=entry.trained,
+                fit_s=entry.fit_s,
+                load_s=round(loaded - started, 3),
+            )
+            weights = model_weights(entry.model, prepared.config.model)
+            return Fitted(entry.model, entry.fit_log, started, loaded, weights, reuse)
     model = build_model(
         prepared.entry,
         prepared.dataset.catalog,
@@ -215,7 +236,29 @@ def fit(prepared: Prepared) -> Fitted:
         check_text_users(model, prepared.data.test)
     built = time.perf_counter()
     fit_log = model.fit(prepared.data.train, prepared.data.valid) or {}
-    return Fitted(model, fit_log, built, time.perf_counter(), weights)
+    fitted = time.perf_counter()
+    if cache is not None:
+        fit_cache.store(*cache, model, fit_log, round(fitted - built, 3), log)
+    return Fitted(model, fit_log, built, fitted, weights)
+
+
+def _fit_cache_fields(prepared: Prepared) -> tuple[Path, dict[str, Any]] | None:
+    """Where the fit of this run is kept and what its key holds; None without a cache or for a
+    model that writes text (its training depends on the narrative type)."""
+    config, entry = prepared.config, prepared.entry
+    if config.fit_cache is None or entry.meta.get("generates_text", False):
+        return None
+    info = next((p for p in prepared.plugins.infos if p.name == entry.plugin), None)
+    fields = fit_cache.key_fields(
+        model=config.model,
+        plugin=entry.plugin,
+        plugin_version=info.version if info else "",
+        options=config.model_options(),
+        fingerprint=prepared.dataset.fingerprint,
+        data=prepared.data,
+        seed=config.seed,
+    )
+    return fit_cache.entry_path(config.fit_cache, fields), fields
 
 
 def evaluate(prepared: Prepared, model: Model, *, progress: bool = True) -> Evaluated:
@@ -308,7 +351,10 @@ def build_result(
         },
         timings={
             "load_s": round(fitted.built - t0, 3),
-            "fit_s": round(fitted.fitted - fitted.built, 3),
+            # A reused fit reports what its training took, so timings compare across runs.
+            "fit_s": fitted.reused.fit_s
+            if fitted.reused
+            else round(fitted.fitted - fitted.built, 3),
             "evaluate_s": round(evaluated.done - fitted.fitted, 3),
             **({"narrate_and_score_s": round(finished - evaluated.done, 3)} if narrated else {}),
             "total_s": round(finished - t0, 3),
@@ -316,6 +362,7 @@ def build_result(
         seeds={"seed": config.seed},
         environment=environment(fitted.model),
         fit_log=fitted.fit_log,
+        fit_reused=fitted.reused,
         narration=narrated.narration if narrated else None,
         tuning=config.tuning,
         weights=weights or None,
@@ -338,7 +385,7 @@ def run(config: RunConfig, *, progress: bool = True, log: Log = _quiet) -> RunOu
     """
     prepared = prepare(config, log=log)
     with quiet(not progress):
-        fitted = fit(prepared)
+        fitted = fit(prepared, log=log)
         evaluated = evaluate(prepared, fitted.model, progress=progress)
         narrated = narrate(prepared, fitted.model, evaluated, progress=progress, log=log)
     result_path, samples_path = config.output_paths(prepared.dataset.name)
