@@ -4,7 +4,6 @@ training anew (samples byte for byte), found only by the exact settings of its f
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,10 @@ def test_the_narrating_twin_reuses_the_fit_with_the_numbers_of_training_anew(
     first, _ = _run(toy, tmp_path / "a", "critique", *SASREC, cache=cache)
     assert "fit_reused" not in first
     entries = sorted(cache.iterdir())
-    assert [p.suffix for p in entries] == [".pkl"] and entries[0].name.startswith("sasrec-")
+    assert len(entries) == 1 and entries[0].name.startswith("sasrec-")
+    # The model's own checkpoint (safetensors + JSON) and the fit record: nothing to unpickle.
+    assert {p.name for p in entries[0].iterdir()} == {"model", "fit.json"}
+    assert (entries[0] / "model" / "model.safetensors").is_file()
     assert "fit cache: kept" in capsys.readouterr().err
 
     reused, reused_samples = _run(toy, tmp_path / "b", "conversational", *SASREC, cache=cache)
@@ -120,33 +122,30 @@ def test_an_unreadable_or_foreign_entry_is_trained_anew_and_replaced(
     cache = tmp_path / "fits"
     _, samples = _run(toy, tmp_path / "a", "sequential", *SASREC, cache=cache)
     (entry,) = cache.iterdir()
-    entry.write_bytes(b"not a pickle")
+    record = json.loads((entry / "fit.json").read_text())
+    (entry / "fit.json").write_text("{not json")
     result, again = _run(toy, tmp_path / "b", "sequential", *SASREC, cache=cache)
     assert "cannot be used" in capsys.readouterr().err
     assert "fit_reused" not in result and again == samples
-    # An entry whose recorded settings differ from its name's (a copied file) is not trusted.
-    stored = pickle.loads(entry.read_bytes())
-    stored["fields"]["seed"] = 7
-    entry.write_bytes(pickle.dumps(stored))
+    assert json.loads((entry / "fit.json").read_text())["fields"] == record["fields"]  # replaced
+    # An entry whose recorded settings differ from its name's (a copied folder) is not trusted.
+    record["fields"]["seed"] = 7
+    (entry / "fit.json").write_text(json.dumps(record))
     result, _ = _run(toy, tmp_path / "c", "sequential", *SASREC, cache=cache)
     assert "made with other settings" in capsys.readouterr().err
     assert "fit_reused" not in result
+    # Weights that do not fit the model: retrained, not half-loaded.
+    (entry / "model" / "model.safetensors").write_bytes(b"broken")
+    result, again = _run(toy, tmp_path / "d", "sequential", *SASREC, cache=cache)
+    assert "cannot be used" in capsys.readouterr().err
+    assert "fit_reused" not in result and again == samples
 
 
-def test_a_model_that_cannot_be_pickled_runs_and_is_not_kept(
-    toy: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+def test_a_model_without_checkpoints_is_trained_and_not_kept(
+    toy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from regen_bench.runner import fit_cache
-
-    def refuse(*_: object, **__: object) -> bytes:
-        raise pickle.PicklingError("cannot pickle 'lock' object")
-
-    monkeypatch.setattr(fit_cache.pickle, "dumps", refuse)
-    result, _ = _run(toy, tmp_path / "a", "sequential", *SASREC, cache=tmp_path / "fits")
-    assert "cannot be stored" in capsys.readouterr().err
+    result, _ = _run(toy, tmp_path / "a", "sequential", cache=tmp_path / "fits", model="popularity")
+    assert "has no checkpoints" in capsys.readouterr().err
     assert result["metrics"] and not (tmp_path / "fits").exists()
 
 

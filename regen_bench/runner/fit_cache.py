@@ -3,22 +3,23 @@
 A narrating task ranks exactly as its ranking twin (``narrative`` as ``sequential``,
 ``conversational`` as ``critique``, :func:`~regen_bench.runner.config.ranking_twin`), so a
 model that writes no text of its own is trained on the same inputs in both, once per narrative
-type. Trained once and stored here, the five narrative types of a grid (and a ``--limit`` check)
+type. Trained once and kept here, the five narrative types of a grid (and a ``--limit`` check)
 reuse one fit: FLARE's 23-minute training on ``mini`` runs once instead of six times.
 
-An entry is found only by a key that names everything a fit depends on: the harness and plugin
-versions, the model and its options, the dataset's fingerprint, what the task shows (history
-alone, or with critiques), a digest of the training sequences and validation examples as the
-model receives them (reference narratives excluded: a model that writes no text never reads
-them), the seed and torch's thread count. Besides the model, an entry keeps the fit log, the
-fit's own time, and the state of the global random generators (Python's, numpy's, torch's)
-right after training, restored on reuse, so a run that reuses a fit writes the same samples,
-narratives and metrics as one that trains anew; ``submit --verify`` always trains anew (it runs
-into a scratch folder), and the test suite compares the two byte for byte.
+An entry is a folder ``DIR/<model>-<key>/``: the model's own checkpoint (``model/``, written by
+its ``save(path)`` and read by its ``load(path)``, safetensors and JSON; no pickle is read) and
+``fit.json``: the settings the key hashes, the fit log, the fit's own time, and the state of the
+global random generators (Python's, numpy's, torch's) right after training, restored on reuse.
+The key names everything a fit depends on: the harness and plugin versions, the model and its
+options, the dataset's fingerprint, what the task shows (history alone, or with critiques), a
+digest of the training sequences and validation examples as the model receives them (reference
+narratives excluded: a model that writes no text never reads them), the seed and torch's thread
+count. So a run that reuses a fit writes the same samples, narratives and metrics as one that
+trains anew (``tests/test_fit_cache.py`` compares them byte for byte); ``leaderboard verify``
+always trains anew, in a scratch folder.
 
-Entries are Python pickles: load only a folder you (or your grid) wrote. A model that cannot be
-pickled is trained and not stored (the run says so); an unreadable entry is trained anew and
-replaced.
+Only models with ``save``/``load`` are kept (the torch recommenders); the others train in
+seconds. An unreadable or foreign entry is trained anew and replaced.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import random
-import time
-from collections.abc import Callable, Iterable
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,17 +46,22 @@ from regen_bench.threads import torch_threads
 
 #: Bumped whenever what an entry holds (or how the key is made) changes.
 FORMAT = 1
+FIT_FILE = "fit.json"
+MODEL_DIR = "model"
 
 
 @dataclass(frozen=True)
-class FitEntry:
-    """A stored fit: the trained model, its log, what training took and when it ran."""
+class FitRecord:
+    """What ``fit.json`` holds besides the key's fields."""
 
-    model: Model
     fit_log: dict[str, Any]
     fit_s: float
     trained: str  # ISO time of the training
-    path: Path
+
+
+def keeps_checkpoints(model: Model) -> bool:
+    """Whether ``model`` can be kept: it has the checkpoint methods ``save`` and ``load``."""
+    return callable(getattr(model, "save", None)) and callable(getattr(model, "load", None))
 
 
 def _data_digest(data: TaskData) -> str:
@@ -70,8 +76,12 @@ def _data_digest(data: TaskData) -> str:
         digest.update(json.dumps(parts, separators=(",", ":")).encode())
 
     for user in data.train:
-        crit = list(user.critiques) if show else None
-        put("train", user.user_id, [int(i) for i in user.items], crit)
+        put(
+            "train",
+            user.user_id,
+            [int(i) for i in user.items],
+            list(user.critiques) if show else None,
+        )
     for ex in data.valid:
         history = [int(i) for i in ex.history]
         put("valid", ex.user_id, history, list(ex.history_critiques), ex.target, ex.critique)
@@ -105,44 +115,62 @@ def key_fields(
 
 
 def entry_path(folder: str | os.PathLike[str], fields: dict[str, Any]) -> Path:
-    """``FOLDER/<model>-<first 16 hex digits of the key>.pkl``."""
+    """``FOLDER/<model>-<first 16 hex digits of the key>``."""
     key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-    return Path(folder) / f"{fields['model']}-{key[:16]}.pkl"
+    return Path(folder) / f"{fields['model']}-{key[:16]}"
+
+
+# -- the global generators, as JSON --------------------------------------------------------------
 
 
 def _rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state()}
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    states: dict[str, Any] = {
+        "python": [version, list(mt), gauss],
+        "numpy": [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
+    }
     try:
         import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency of the trainers
+    except ImportError:  # pragma: no cover - the models kept here are torch models
         return states
-    states["torch"] = torch.get_rng_state()
+    states["torch"] = bytes(torch.get_rng_state().tolist()).hex()
     return states
 
 
 def _restore(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, mt, gauss = states["python"]
+    random.setstate((version, tuple(mt), gauss))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     if "torch" in states:
         import torch
 
-        torch.set_rng_state(states["torch"])
+        torch.set_rng_state(torch.tensor(list(bytes.fromhex(states["torch"])), dtype=torch.uint8))
 
 
-def load(path: Path, fields: dict[str, Any], log: Callable[[str], None]) -> FitEntry | None:
-    """The entry at ``path`` made with exactly ``fields`` (its generators restored), else None."""
+# -- entries --------------------------------------------------------------------------------------
+
+
+def load(
+    path: Path, fields: dict[str, Any], model: Model, log: Callable[[str], None]
+) -> FitRecord | None:
+    """Load the entry at ``path`` into ``model`` (freshly built with the same settings) and
+    restore the generators; None (``model`` untouched or to be retrained) when there is no
+    usable entry."""
     if not path.exists():
         return None
     try:
-        with open(path, "rb") as fh:
-            stored = pickle.load(fh)
+        stored = json.loads((path / FIT_FILE).read_text())
         if stored["fields"] != fields:
             raise ValueError("made with other settings")
+        model.load(path / MODEL_DIR)  # type: ignore[attr-defined]
+        record = FitRecord(stored["fit_log"], float(stored["fit_s"]), str(stored["trained"]))
+        _restore(stored["rng"])
     except Exception as exc:  # an unreadable or foreign entry is retrained, never trusted
         log(f"fit cache: {path} cannot be used ({type(exc).__name__}: {exc}); training anew")
         return None
-    _restore(stored["rng"])
-    return FitEntry(stored["model"], stored["fit_log"], stored["fit_s"], stored["trained"], path)
+    return record
 
 
 def store(
@@ -153,30 +181,25 @@ def store(
     fit_s: float,
     log: Callable[[str], None],
 ) -> None:
-    """Keep a fit at ``path`` (all or nothing); a model that cannot be pickled is not kept."""
+    """Keep a fit at ``path``, all or nothing (written beside it, then renamed into place)."""
     record = {
         "fields": fields,
-        "rng": _rng_states(),
-        "model": model,
         "fit_log": fit_log,
         "fit_s": fit_s,
         "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rng": _rng_states(),
     }
-    started = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        blob = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:  # a lambda, a lock, an open file inside a plugin's model
-        log(f"fit cache: model '{fields['model']}' cannot be stored ({exc}); not kept")
-        return
-    atomic_write(path, _chunks(blob))
-    took = time.perf_counter() - started
-    log(f"fit cache: kept {path} ({len(blob) / 2**20:.1f} MB, {took:.1f}s)")
+        model.save(tmp / MODEL_DIR)  # type: ignore[attr-defined]
+        atomic_write(tmp / FIT_FILE, [json.dumps(record, indent=1, default=str).encode()])
+        if path.exists():  # a stale entry (it failed to load) or another run's equal one
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"fit cache: kept {path}")
 
 
-def _chunks(blob: bytes, size: int = 1 << 24) -> Iterable[bytes]:
-    view = memoryview(blob)
-    for start in range(0, len(view), size):
-        yield bytes(view[start : start + size])
-
-
-__all__ = ["FORMAT", "FitEntry", "entry_path", "key_fields", "load", "store"]
+__all__ = ["FIT_FILE", "FORMAT", "FitRecord", "entry_path", "keeps_checkpoints", "key_fields"]

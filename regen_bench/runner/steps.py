@@ -205,36 +205,36 @@ def model_weights(model: Model, name: str) -> dict[str, str]:
 
 def fit(prepared: Prepared, *, log: Log = _quiet) -> Fitted:
     """Seed, build the model from its factory, pin the weights it loaded and train it on the
-    training split; with ``config.fit_cache``, reuse (or keep) a fit of a model that writes no
-    text (:mod:`~regen_bench.runner.fit_cache`)."""
-    cache = _fit_cache_fields(prepared)
-    if cache is not None:
-        path, fields = cache
-        started = time.perf_counter()
-        entry = fit_cache.load(path, fields, log)
-        if entry is not None:
-            loaded = time.perf_counter()
-            log(f"fit cache: reused {path} (trained {entry.trained} in {entry.fit_s:.1f}s)")
-            reuse = FitReuse(
-                file=path.name,
-                trained=entry.trained,
-                fit_s=entry.fit_s,
-                load_s=round(loaded - started, 3),
-            )
-            weights = model_weights(entry.model, prepared.config.model)
-            return Fitted(entry.model, entry.fit_log, started, loaded, weights, reuse)
+    training split; with ``config.fit_cache``, load (or keep) the fit of a model that writes no
+    text instead (:mod:`~regen_bench.runner.fit_cache`)."""
+    config = prepared.config
     model = build_model(
-        prepared.entry,
-        prepared.dataset.catalog,
-        prepared.config.seed,
-        prepared.config.model_options(),
+        prepared.entry, prepared.dataset.catalog, config.seed, config.model_options()
     )
     # Before training: a run whose weights cannot be recorded, or whose own text would
     # leave no held-out user to score, stops before the long part.
-    weights = model_weights(model, prepared.config.model)
+    weights = model_weights(model, config.model)
     if prepared.data.task.generates:
         check_text_users(model, prepared.data.test)
+    cache = _fit_cache_fields(prepared, model, log)
     built = time.perf_counter()
+    if cache is not None:
+        record = fit_cache.load(*cache, model, log)
+        if record is not None:
+            loaded = time.perf_counter()
+            log(f"fit cache: reused {cache[0]} (trained {record.trained} in {record.fit_s:.1f}s)")
+            reuse = FitReuse(
+                file=cache[0].name,
+                trained=record.trained,
+                fit_s=record.fit_s,
+                load_s=round(loaded - built, 3),
+            )
+            return Fitted(model, record.fit_log, built, loaded, weights, reuse)
+        if cache[0].exists():  # a failed load may have left part of the entry in the model
+            model = build_model(
+                prepared.entry, prepared.dataset.catalog, config.seed, config.model_options()
+            )
+            built = time.perf_counter()
     fit_log = model.fit(prepared.data.train, prepared.data.valid) or {}
     fitted = time.perf_counter()
     if cache is not None:
@@ -242,11 +242,17 @@ def fit(prepared: Prepared, *, log: Log = _quiet) -> Fitted:
     return Fitted(model, fit_log, built, fitted, weights)
 
 
-def _fit_cache_fields(prepared: Prepared) -> tuple[Path, dict[str, Any]] | None:
-    """Where the fit of this run is kept and what its key holds; None without a cache or for a
-    model that writes text (its training depends on the narrative type)."""
+def _fit_cache_fields(
+    prepared: Prepared, model: Model, log: Log
+) -> tuple[Path, dict[str, Any]] | None:
+    """Where the fit of this run is kept and what its key holds; None without a cache, for a
+    model that writes text (its training depends on the narrative type) or one without
+    checkpoints (``save``/``load``)."""
     config, entry = prepared.config, prepared.entry
     if config.fit_cache is None or entry.meta.get("generates_text", False):
+        return None
+    if not fit_cache.keeps_checkpoints(model):
+        log(f"fit cache: model '{config.model}' has no checkpoints (save/load); trained as usual")
         return None
     info = next((p for p in prepared.plugins.infos if p.name == entry.plugin), None)
     fields = fit_cache.key_fields(

@@ -90,17 +90,6 @@ class TorchRecommender(Model, Generic[DataT]):
         self._torch.manual_seed(seed)
         self.net = self._build_net().to(self.device)
 
-    def __getstate__(self) -> dict[str, Any]:
-        """What a pickle (the fit cache) keeps: everything but imported modules and the
-        epoch callback (a caller's closure), which :meth:`__setstate__` imports again."""
-        state = {k: v for k, v in self.__dict__.items() if not isinstance(v, ModuleType)}
-        state.pop("epoch_callback", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._torch, self._net_mod = self._import_torch()
-
     def _import_torch(self) -> tuple[ModuleType, ModuleType]:
         """torch and :attr:`NET_MODULE`, or an ImportError that says how to install torch."""
         try:
