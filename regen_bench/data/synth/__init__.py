@@ -14,6 +14,11 @@ Modules: ``vocabulary`` (read from the data files ``tables/*.json``), ``catalog`
 ``store`` (indexes over them), ``shoppers`` (tastes and purchase steps), ``world`` (the
 catalog plus everyone's purchases), ``text`` and ``narratives`` (what is written),
 ``records`` (users as REGEN records), ``writer`` (REGEN files and their statistics).
+
+``scale`` and its ``scale_*`` modules are a second engine for Clothing-size worlds
+(``data synth --engine scale`` / ``--preset clothing``): the same catalog and templates,
+shoppers simulated with numpy a block of users at a time, in worker processes; not imported
+here, so ``mini`` users never load it.
 """
 
 from regen_bench.data.synth.catalog import CRITIQUE_LEVELS, ItemSpec, build_catalog
