@@ -181,7 +181,8 @@ def store(
     fit_s: float,
     log: Callable[[str], None],
 ) -> None:
-    """Keep a fit at ``path``, all or nothing (written beside it, then renamed into place)."""
+    """Keep a fit at ``path``, all or nothing (written beside it, then renamed into place); one
+    that cannot be written is not kept, and the run goes on."""
     record = {
         "fields": fields,
         "fit_log": fit_log,
@@ -197,9 +198,22 @@ def store(
         if path.exists():  # a stale entry (it failed to load) or another run's equal one
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk must not cost the run the model it just trained
+        log(f"fit cache: cannot keep {path} ({exc}); the run goes on")
+        return
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log(f"fit cache: kept {path}")
 
 
-__all__ = ["FIT_FILE", "FORMAT", "FitRecord", "entry_path", "keeps_checkpoints", "key_fields"]
+__all__ = [
+    "FIT_FILE",
+    "FORMAT",
+    "MODEL_DIR",
+    "FitRecord",
+    "entry_path",
+    "keeps_checkpoints",
+    "key_fields",
+    "load",
+    "store",
+]
