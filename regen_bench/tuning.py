@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, SupportsIndex
@@ -227,7 +227,7 @@ def default_trial(schema: type[Any], space: Mapping[str, Dimension]) -> dict[str
     return point
 
 
-def validation_ndcg(model: Model, valid: list[Example], batch_size: int = 256) -> float:
+def validation_ndcg(model: Model, valid: Sequence[Example], batch_size: int = 256) -> float:
     """Mean NDCG@10 of ``valid`` (full ranking, pessimistic ties): the objective of a model
     whose fit log does not report one."""
     total = 0.0

@@ -243,3 +243,65 @@ def test_module_import_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_span_weights_average_consecutive_spans_of_the_valid_tokens() -> None:
+    from regen_bench_plugins.flare.text import span_weights
+
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 0, 0, 0, 0, 0]])
+    w = span_weights(mask, 2)
+    # 5 tokens: spans 0-1 and 2-4; 1 token: the first slot is empty, the second holds it
+    assert torch.allclose(
+        w[0], torch.tensor([[0.5, 0.5, 0, 0, 0, 0], [0, 0, 1 / 3, 1 / 3, 1 / 3, 0]])
+    )
+    assert torch.equal(w[1], torch.tensor([[0.0] * 6, [1.0, 0, 0, 0, 0, 0]]))
+
+
+def test_pooled_text_is_memory_mapped_and_read_back(tiny_encoder: str, tmp_path: Path) -> None:
+    """As a Clothing-size catalog needs: pooled float16 rows written once into the cache
+    folder, read back memory-mapped by the next encoder, the same as pooling the token states."""
+    from regen_bench_plugins.flare.text import span_weights
+
+    enc = TextEncoder(tiny_encoder, torch.device("cpu"), cache_dir=str(tmp_path))
+    texts = ["item a", "something cheaper please", "black pack", "a"]
+    pooled, valid = enc.encode_pooled(texts, 8, 4)
+    assert pooled.dtype == np.float16 and pooled.shape == (4, 4, 32)
+    # "a" is 3 tokens ([CLS] a [SEP]): one of its 4 slots is empty
+    assert isinstance(pooled, np.memmap) and valid.tolist()[3] == [False, True, True, True]
+    states, mask = enc.encode(texts, 8)
+    expected = (span_weights(mask, 4) @ states).numpy().astype(np.float16)
+    assert np.allclose(pooled, expected, atol=1e-3)
+    fresh = TextEncoder(tiny_encoder, torch.device("cpu"), cache_dir=str(tmp_path))
+    again, valid2 = fresh.encode_pooled(texts, 8, 4)
+    assert fresh.encoded_texts == 0 and np.array_equal(again, pooled)
+    assert np.array_equal(valid2, valid)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_text_slots_train_score_and_round_trip(
+    data: TaskData, tiny_encoder: str, tmp_path: Path
+) -> None:
+    cfg = tiny(tiny_encoder, text_slots=2, text_cache=str(tmp_path / "text"), epochs=2)
+    model = FLARE(data.catalog, seed=0, **cfg)
+    model.fit(data.train, data.valid)
+    states, _ = model._ensure_items()
+    assert states.shape == (N_ITEMS, 2, 16)
+    scores = model.score(data.test)
+    assert np.isfinite(scores).all()
+    assert np.array_equal(model.score(data.test[:3]), scores[:3])
+    twin = FLARE(data.catalog, seed=0, **cfg)
+    twin.fit(data.train, data.valid)
+    assert np.array_equal(twin.score(data.test), scores)
+    restored = FLARE.from_checkpoint(model.save(tmp_path / "ckpt"), data.catalog)
+    assert np.array_equal(restored.score(data.test), scores)
+
+
+def test_token_states_too_large_for_memory_are_refused_before_encoding(
+    data: TaskData, tiny_encoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = FLARE(data.catalog, seed=0, **tiny(tiny_encoder))
+    before = model.text.encoded_texts  # the encoder is shared within the process
+    monkeypatch.setattr("os.sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else 10)
+    with pytest.raises(ValueError, match="text_slots=4"):
+        model._ensure_items()
+    assert model.text.encoded_texts == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from regen_bench.data.synth import write_synthetic
@@ -69,3 +70,18 @@ def test_checks_come_before_any_data_is_loaded(tmp_path: Path) -> None:
         config = dataclasses.replace(RunConfig("popularity", "sequential", missing), **changes)
         with pytest.raises(RunError, match=needle):
             prepare(config)
+
+
+def test_top_k_is_a_stable_sort_even_with_ties_at_the_cut() -> None:
+    """Equal scores come in catalog order, also where the tie straddles the k-th place (an
+    argpartition-based top-k picked an arbitrary subset of the tied items there)."""
+    from regen_bench.runner.scoring import top_k
+
+    rng = np.random.default_rng(0)
+    for n in (7, 300, 2600, 23553):
+        scores = np.round(rng.standard_normal((40, n)) * 2).astype(np.float32)
+        scores[0] = 0.0
+        scores[1] = -np.inf
+        scores[2, n // 2] = 9.0
+        want = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+        assert (top_k(scores, 10) == want).all(), n

@@ -198,3 +198,30 @@ def test_checkpoint_round_trip(
     restored = SASRec.from_checkpoint(folder, data.catalog)
     assert restored.config() == model.config()
     assert np.array_equal(restored.score(data.test), model.score(data.test))
+
+
+def test_max_steps_stops_mid_epoch_and_projects_the_epoch(data: TaskData) -> None:
+    """The Clothing benchmark's budget: a fixed number of steps (reproducible), and the fit log
+    says what one whole epoch would take at that pace."""
+    model = SASRec(data.catalog, seed=0, **{**TINY, "batch_size": 8, "max_steps": 3})
+    log = model.fit(data.train, data.valid)
+    assert log["epochs"] == 1 and log["steps"] == 3
+    assert log["steps_per_epoch"] == -(-len(data.train) // 8)
+    assert log["epoch_s_projected"] > log["train_s_per_epoch"]
+    again = SASRec(data.catalog, seed=0, **{**TINY, "batch_size": 8, "max_steps": 3})
+    again.fit(data.train, data.valid)
+    assert np.array_equal(model.score(data.test), again.score(data.test))
+
+
+def test_valid_users_scores_a_fixed_sample(data: TaskData) -> None:
+    model = SASRec(data.catalog, seed=0, **{**TINY, "epochs": 2, "valid_users": 10})
+    log = model.fit(data.train, data.valid)
+    assert log["valid_users"] == 10
+    first = model._valid_sample(data.valid)
+    assert len(first) == 10 and [e.user_id for e in first] == [
+        e.user_id for e in model._valid_sample(data.valid)
+    ]
+    # all of them when the sample would not be smaller
+    assert len(
+        SASRec(data.catalog, seed=0, **{**TINY, "valid_users": 1000})._valid_sample(data.valid)
+    ) == len(data.valid)

@@ -37,3 +37,33 @@ def test_conversational_needs_narrative_type(records: list) -> None:
         build_task(ds, "sequential", "purchase_reason")
     conv = build_task(ds, "conversational", "purchase_reason")
     assert conv.test[0].references["purchase_reason"] == "needed pens"
+
+
+def test_task_sequences_are_lazy_views_of_the_dataset(records: list) -> None:
+    """As a Clothing-size run needs: no list of users or examples is built up front."""
+    from regen_bench.tasks import Rows
+
+    ds = Dataset.from_records("toy", records)
+    data = build_task(ds, "critique")
+    assert isinstance(data.test, Rows) and len(data.test) == 2
+    part = data.test[:1]
+    assert isinstance(part, Rows) and [e.user_id for e in part] == ["u1"]
+    # each access builds a fresh object: changing one does not change the dataset
+    data.train[0].items[0] = 99
+    assert data.train[0].items[0] == 0
+    assert [e.target for e in data.valid + data.test] == [2, 2, 3, 4]
+
+
+def test_target_critiqued_reads_the_store_and_falls_back_to_users(records: list) -> None:
+    from regen_bench.tasks import target_critiqued
+
+    from .conftest import make_record
+
+    more = [make_record("u4", ["A1", "A2", "A6"], {2: "Something cheaper"}), *records]
+    ds = Dataset.from_records("toy", more)
+    seq = build_task(ds, "sequential")
+    # the sequential task hides critiques, but the "critiqued" subset is still known
+    expected = [True, False, False]
+    assert target_critiqued(ds, seq.test) == expected
+    assert target_critiqued(ds, list(seq.test)) == expected
+    assert target_critiqued(ds, seq.test[1:]) == expected[1:]

@@ -22,12 +22,45 @@ def _batches(items: Sequence[Example], size: int) -> Iterator[Sequence[Example]]
         yield items[start : start + size]
 
 
+#: Items per block when top_k looks for its candidates (see there).
+_TOP_K_BLOCK = 256
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Top-k indices per row, best first; equal scores in catalog order (deterministic)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
-    return np.take_along_axis(part, order, axis=1)
+    """Top-k indices per row, best first; equal scores in catalog order (deterministic).
+
+    Exact and the same as a stable sort of each row by descending score, found without
+    sorting or partitioning whole rows (numpy's argpartition took 1.5 s per 256 rows of a
+    377k-item catalog, two hours for Clothing's test users; this takes ~0.1 s): each block of
+    ``_TOP_K_BLOCK`` items gives its maximum, and the k-th largest of these maxima is a
+    threshold that at least k items reach (the k blocks' maxima), so the top k are among the
+    items at or above it, looked for only in the blocks whose maximum reaches it. With many
+    ties at the threshold the candidates are more, never fewer.
+    """
+    n_rows, n = scores.shape
+    k = min(k, n)
+    full = n // _TOP_K_BLOCK
+    if full < k:  # a small catalog: sort the rows
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    blocks = scores[:, : full * _TOP_K_BLOCK].reshape(n_rows, full, _TOP_K_BLOCK)
+    maxima = blocks.max(axis=2)
+    rest = scores[:, full * _TOP_K_BLOCK :]
+    if rest.shape[1]:
+        maxima = np.concatenate([maxima, rest.max(axis=1, keepdims=True)], axis=1)
+    m = maxima.shape[1]
+    threshold = np.partition(maxima, m - k, axis=1)[:, m - k]
+    sel_rows, sel_blocks = np.nonzero(maxima[:, :full] >= threshold[:, None])
+    hit, offset = np.nonzero(blocks[sel_rows, sel_blocks] >= threshold[sel_rows, None])
+    rows = sel_rows[hit]
+    cols = sel_blocks[hit] * _TOP_K_BLOCK + offset
+    if rest.shape[1]:
+        rest_rows, rest_cols = np.nonzero(rest >= threshold[:, None])
+        rows = np.concatenate([rows, rest_rows])
+        cols = np.concatenate([cols, rest_cols + full * _TOP_K_BLOCK])
+    order = np.lexsort((cols, -scores[rows, cols], rows))
+    rows, cols = rows[order], cols[order]
+    starts = np.searchsorted(rows, np.arange(n_rows))
+    return cols[starts[:, None] + np.arange(k)]
 
 
 def score_examples(

@@ -44,7 +44,7 @@ from regen_bench.runner.config import RunConfig, RunError, check_config
 from regen_bench.runner.environment import environment, git_commit
 from regen_bench.runner.narration import check_text_users, narrate_samples
 from regen_bench.runner.scoring import score_examples
-from regen_bench.tasks import SPLIT, TaskData, build_task
+from regen_bench.tasks import SPLIT, TaskData, build_task, target_critiqued
 from regen_bench.threads import set_torch_threads
 from regen_bench.weights import WeightsError
 
@@ -269,8 +269,7 @@ def _fit_cache_fields(
 
 def evaluate(prepared: Prepared, model: Model, *, progress: bool = True) -> Evaluated:
     """Rank the whole catalog for every test example; one sample record each."""
-    by_user = {u.user_id: u for u in prepared.dataset.users}
-    has_critique = [by_user[ex.user_id].critiques[-1] is not None for ex in prepared.data.test]
+    has_critique = target_critiqued(prepared.dataset, prepared.data.test)
     samples = score_examples(
         model,
         prepared.data,

@@ -35,7 +35,8 @@ where each default comes from and what it measures on ``mini``: docs/models.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar
 
@@ -48,12 +49,12 @@ from regen_bench_plugins.flare.options import FLAREOptions
 from regen_bench_plugins.torchrec.sequences import left_pad
 
 if TYPE_CHECKING:
-    import os
-
     import torch
 
 #: Rows per resampler pass in eval mode; fixed so item/critique vectors never depend on batch.
 VECTOR_CHUNK = 128
+#: Items per chunk when pooled item text is projected (bounded float32 copies).
+POOLED_CHUNK = 8192
 
 
 class FLARE(BERT4Rec):
@@ -95,8 +96,11 @@ class FLARE(BERT4Rec):
 
     def _ensure_items(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode the item texts once; fit the fixed PCA (unless loaded) and project them."""
+        if self._item_states is None and self.options.text_slots:
+            self._item_states = self._pooled_items()
         if self._item_states is None:
             texts = [self._flare_text.item_text(it) for it in self.catalog]
+            self._check_memory(len(texts))
             states, valid = self.text.encode(texts, self.options.max_tokens)
             states, valid = states.to(self.device), valid.to(self.device)
             if not bool(self.net.pca_fitted):
@@ -104,6 +108,40 @@ class FLARE(BERT4Rec):
             with self._torch.no_grad():
                 self._item_states = (self.net.project(states), valid)
         return self._item_states
+
+    def _check_memory(self, n_items: int) -> None:
+        """Refuse, before encoding, token states that cannot fit (float32 states, projected)."""
+        need = n_items * self.options.max_tokens * (self.text.dim + self.options.hidden) * 4
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return
+        if need > have // 2:
+            raise ValueError(
+                f"flare: the token states of {n_items:,} item texts need about "
+                f"{need / 2**30:.0f} GiB, more than half of this machine's "
+                f"{have / 2**30:.0f} GiB; read pooled text instead (--set text_slots=4, "
+                "with --set text_cache=DIR to keep it on disk)"
+            )
+
+    def _pooled_items(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item text as ``text_slots`` pooled spans (float16, memory-mapped when cached),
+        projected in chunks: nothing of size items x tokens x encoder width is ever held."""
+        th, o = self._torch, self.options
+        texts = [self._flare_text.item_text(it) for it in self.catalog]
+        pooled, valid_np = self.text.encode_pooled(texts, o.max_tokens, o.text_slots)
+        valid = th.from_numpy(np.ascontiguousarray(valid_np))
+
+        def chunks() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            for lo in range(0, len(texts), POOLED_CHUNK):
+                rows = np.asarray(pooled[lo : lo + POOLED_CHUNK], dtype=np.float32)
+                yield th.from_numpy(rows), valid[lo : lo + POOLED_CHUNK]
+
+        if not bool(self.net.pca_fitted):
+            self.net.fit_projection_streamed(chunks())
+        with th.no_grad():
+            projected = th.cat([self.net.project(x.to(self.device)) for x, _ in chunks()])
+        return projected, valid.to(self.device)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         super().load(path)

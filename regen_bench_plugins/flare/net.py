@@ -23,6 +23,8 @@ are both the input table and the output layer: score(i) = head(h) · v_i / sqrt(
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -153,6 +155,24 @@ class FlareNet(nn.Module):
         x = states[valid].double()
         mean = x.mean(dim=0)
         cov = (x - mean).T @ (x - mean) / max(len(x) - 1, 1)
+        self._set_projection(mean, cov)
+
+    def fit_projection_streamed(self, chunks: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """The same fit from (states, valid) chunks of any size, summed in float64 (for
+        catalogs whose text does not fit in memory at once)."""
+        n, total, gram = 0, None, None
+        for states, valid in chunks:
+            x = states[valid].double()
+            n += len(x)
+            total = x.sum(dim=0) if total is None else total + x.sum(dim=0)
+            gram = x.T @ x if gram is None else gram + x.T @ x
+        if total is None or gram is None or n == 0:
+            raise ValueError("flare: no item text to fit the text projection on")
+        mean = total / n
+        cov = (gram - n * torch.outer(mean, mean)) / max(n - 1, 1)
+        self._set_projection(mean, cov)
+
+    def _set_projection(self, mean: torch.Tensor, cov: torch.Tensor) -> None:
         eigval, eigvec = torch.linalg.eigh(cov)  # ascending
         eigval, eigvec = eigval.flip(0)[: self.hidden], eigvec.flip(1)[:, : self.hidden]
         # Directions of (near) zero variance are left unscaled rather than blown up.

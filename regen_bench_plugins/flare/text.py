@@ -13,10 +13,12 @@ texts were encoded with it, which keeps FLARE's scores independent of the batch.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from regen_bench.data.schema import Item
@@ -128,9 +130,73 @@ class TextEncoder:
         rows = [self._memory[(max_tokens, t)] for t in texts]
         return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
 
-    def _file(self, texts: list[str], max_tokens: int) -> Path | None:
+    def encode_pooled(
+        self, texts: list[str], max_tokens: int, slots: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(pooled (N, slots, dim) float16, valid (N, slots) bool): each text's valid tokens
+        averaged over ``slots`` consecutive spans of near-equal length, in ``texts`` order.
+
+        For catalogs too large for every token's states (377k items x 48 tokens x 384 floats
+        is 28 GB): the encoder runs chunk by chunk and only the pooled float16 rows are kept,
+        written straight into a memory-mapped ``.npy`` in the cache folder (read back mapped,
+        not loaded), or into memory without one. A slot whose span is empty (a text shorter
+        than ``slots`` tokens) is marked invalid.
+        """
+        from numpy.lib.format import open_memmap
+        from tqdm.auto import tqdm
+
+        file = self._file(texts, max_tokens, f"slots{slots}")
+        valid_file = file.with_suffix(".valid.npy") if file is not None else None
+        if file is not None and valid_file is not None and file.is_file():
+            try:
+                states = np.load(file, mmap_mode="r")
+                valid = np.load(valid_file)
+                if (
+                    states.shape == (len(texts), slots, self.dim)
+                    and valid.shape == states.shape[:2]
+                ):
+                    return states, valid.astype(bool)
+            except (OSError, ValueError):
+                pass  # a damaged cache file is ignored and rewritten
+        shape = (len(texts), slots, self.dim)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            partial = file.with_name(file.name + ".partial")
+            states = open_memmap(partial, mode="w+", dtype=np.float16, shape=shape)
+        else:
+            states = np.zeros(shape, dtype=np.float16)
+        valid = np.zeros(shape[:2], dtype=bool)
+        chunks = range(0, len(texts), CHUNK)
+        for lo in tqdm(chunks, desc="flare: encode text", unit="chunk", disable=None, leave=False):
+            part = texts[lo : lo + CHUNK]
+            n = len(part)
+            tok = self.tokenizer(
+                part + [""] * (CHUNK - n),
+                padding="max_length",
+                truncation=True,
+                max_length=max_tokens,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.no_grad():
+                out = self.model(**tok).last_hidden_state.float()
+                weights = span_weights(tok["attention_mask"], slots)
+                pooled = weights @ out  # (CHUNK, slots, dim)
+            states[lo : lo + n] = pooled[:n].cpu().numpy().astype(np.float16)
+            valid[lo : lo + n] = (weights[:n].sum(dim=2) > 0).cpu().numpy()
+        self.encoded_texts += len(texts)
+        if file is not None and valid_file is not None:
+            states.flush()
+            del states
+            atomic_write(valid_file, [_npy_bytes(valid)])
+            os.replace(partial, file)
+            return np.load(file, mmap_mode="r"), valid
+        return states, valid
+
+    def _file(self, texts: list[str], max_tokens: int, kind: str = "") -> Path | None:
         if self.cache_dir is None:
             return None
+        if kind:
+            return self.cache_dir / f"{self._key(texts, max_tokens)}.{kind}.npy"
         return self.cache_dir / f"{self._key(texts, max_tokens)}.safetensors"
 
     def _from_disk(self, texts: list[str], max_tokens: int) -> tuple[Any, Any]:
@@ -159,6 +225,26 @@ class TextEncoder:
             return
         blob = save({"states": states.contiguous(), "valid": masks.to(torch.uint8)})
         atomic_write(file, [blob])
+
+
+def span_weights(mask: torch.Tensor, slots: int) -> torch.Tensor:
+    """(B, slots, L) averaging weights: slot j of a row with n valid tokens (its first n
+    positions) covers tokens floor(j n / slots) .. floor((j+1) n / slots) - 1."""
+    n = mask.sum(dim=1, keepdim=True)  # (B, 1)
+    pos = torch.arange(mask.shape[1], device=mask.device)
+    j = torch.arange(slots, device=mask.device)
+    lo = (j[None, :] * n) // slots  # (B, slots)
+    hi = ((j[None, :] + 1) * n) // slots
+    inside = (pos[None, None, :] >= lo[..., None]) & (pos[None, None, :] < hi[..., None])
+    inside = inside & mask.bool()[:, None, :]
+    w = inside.float()
+    return w / w.sum(dim=2, keepdim=True).clamp_min(1.0)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
 
 
 _ENCODERS: dict[tuple[str, str, str | None], TextEncoder] = {}

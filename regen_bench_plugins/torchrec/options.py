@@ -45,6 +45,20 @@ class TorchRecOptions(ModelOptions):
         "position of a long sequence is then a target about 1 / (1 - overlap) times per epoch, "
         "in different contexts (0: windows do not overlap)",
     )
+    valid_users: int = Field(
+        default=0,
+        ge=0,
+        description="validation users scored after each epoch: 0 all of them, N a fixed "
+        "sample of N (drawn from the seed; on a large catalog each validation is a full "
+        "ranking of every validation user)",
+    )
+    max_steps: int = Field(
+        default=0,
+        ge=0,
+        description="stop training after this many optimiser steps in all, mid-epoch if need "
+        "be (0: no limit; epochs and early stopping decide); the fit log then records the "
+        "time a full epoch would take",
+    )
     device: str = Field(
         default="cpu", description="torch device (cpu: reproducible; auto: CUDA when available)"
     )
