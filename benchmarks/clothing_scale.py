@@ -143,7 +143,10 @@ def _phases(cell: dict[str, Any]) -> dict[str, float]:
     """load / prepare / train steps / validation / evaluate seconds of one model cell."""
     t, log = cell["timings"], cell["fit_log"]
     prepare = float(log.get("prepare_s", 0.0))
-    train = float(log.get("train_s_per_epoch", 0.0)) * int(log.get("epochs", 0) or 0)
+    if "train_s_per_epoch" in log:
+        train = float(log["train_s_per_epoch"]) * int(log.get("epochs", 0) or 0)
+    else:  # counting models: their whole fit is one pass over the data
+        train = float(t.get("fit_s", 0.0))
     return {
         "load": float(t.get("load_s", 0.0)),
         "prepare": prepare,

@@ -13,7 +13,7 @@ from typing import Generic, TypeVar, overload
 
 import numpy as np
 
-from regen_bench.data.dataset import Catalog, Dataset, UserSequence
+from regen_bench.data.dataset import Catalog, Dataset, UserList, UserSequence
 from regen_bench.data.schema import NARRATIVE_TYPES
 
 
@@ -151,7 +151,8 @@ def target_critiqued(dataset: Dataset, examples: Sequence[Example]) -> list[bool
     For :class:`Rows` views of a store-backed dataset this reads the critique null mask of
     the users' last purchases (no user is built); otherwise it looks the users up by id.
     """
-    if isinstance(examples, Rows) and dataset.store is not None and examples.users is dataset.users:
+    store_of_rows = getattr(examples.users, "store", None) if isinstance(examples, Rows) else None
+    if isinstance(examples, Rows) and store_of_rows is not None and store_of_rows is dataset.store:
         store = dataset.store
         rows = np.asarray(examples.rows, dtype=np.int64)
         last = np.asarray(store.user_offsets)[rows + 1] - 1
@@ -192,12 +193,14 @@ def build_task(dataset: Dataset, task_name: str, narrative_type: str | None = No
         raise ValueError(f"task '{task_name}' takes no narrative type")
     users = dataset.users
     rows = np.flatnonzero(dataset.lengths() >= MIN_INTERACTIONS)
+    # Examples carry no reviews (and narratives only when the task writes them).
+    lean = users.without_text(narratives=task.generates) if isinstance(users, UserList) else users
     return TaskData(
         task=task,
         catalog=dataset.catalog,
         train=Rows(users, rows, partial(_train_head, task)),
-        valid=Rows(users, rows, partial(_example_from_end, task, 2)),
-        test=Rows(users, rows, partial(_example_from_end, task, 1)),
+        valid=Rows(lean, rows, partial(_example_from_end, task, 2)),
+        test=Rows(lean, rows, partial(_example_from_end, task, 1)),
         narrative_type=narrative_type,
         skipped_users=len(users) - len(rows),
     )

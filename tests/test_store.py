@@ -34,7 +34,8 @@ def test_cold_and_warm_loads_match_records(data_file, records):
     assert folder.name == cold.fingerprint
     warm = Dataset.from_file(data_file)
     assert warm.store is not None and warm.store.path == folder
-    assert isinstance(warm.store.items, np.memmap)  # memory-mapped, not read into memory
+    # memory-mapped, not read into memory (a plain ndarray view of the map)
+    assert isinstance(warm.store.items.base, np.memmap) and not warm.store.items.flags.owndata
     memory = Dataset.from_records("toy", records)
     for ds in (cold, warm):
         assert ds.fingerprint == cold.report.sha256 != ""

@@ -152,8 +152,14 @@ class UserSequence:
 class UserList(Sequence[UserSequence]):
     """``Dataset.users`` of a store: a read-only sequence that builds users on access."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, reviews: bool = True, narratives: bool = True):
         self.store = store
+        self.reviews, self.narratives = reviews, narratives
+
+    def without_text(self, *, narratives: bool = False) -> UserList:
+        """The same users without their reviews (and narratives unless asked): what building
+        examples needs, at a third of the cost per user."""
+        return UserList(self.store, reviews=False, narratives=narratives)
 
     def __len__(self) -> int:
         return self.store.n_users
@@ -161,8 +167,11 @@ class UserList(Sequence[UserSequence]):
     def _user(self, u: int) -> UserSequence:
         s = self.store
         a, b = int(s.user_offsets[u]), int(s.user_offsets[u + 1])
-        summaries = s.text["summary"].slice(a, b)
-        texts = s.text["text"].slice(a, b)
+        reviews: tuple[tuple[str, str], ...] = ()
+        if self.reviews:
+            summaries = s.text["summary"].slice(a, b)
+            texts = s.text["text"].slice(a, b)
+            reviews = tuple((x or "", y or "") for x, y in zip(summaries, texts, strict=True))
         return UserSequence(
             user_id=s.text["user_id"].text(u),
             # Copies: a few numbers per user, and callers may write to them or hand them to
@@ -171,8 +180,8 @@ class UserList(Sequence[UserSequence]):
             timestamps=np.array(s.timestamps[a:b], dtype=np.int64),
             ratings=np.array(s.ratings[a:b], dtype=np.float32),
             critiques=s.text["critique"].slice(a, b),
-            reviews=tuple((x or "", y or "") for x, y in zip(summaries, texts, strict=True)),
-            narratives=s.narratives(u),
+            reviews=reviews,
+            narratives=s.narratives(u) if self.narratives else Narratives(),
         )
 
     @overload

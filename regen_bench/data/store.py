@@ -57,7 +57,9 @@ class TextColumn:
     """Strings stored as one UTF-8 blob with offsets; ``None`` where the null mask says so."""
 
     def __init__(self, blob: np.ndarray, offsets: np.ndarray, null: np.ndarray):
-        self.blob, self.offsets, self.null = blob, offsets, null
+        # Plain ndarray views of the (memory-mapped) buffers: np.memmap's Python-level
+        # __getitem__ made reading one user's strings 3x slower, for no benefit.
+        self.blob, self.offsets, self.null = (np.asarray(a) for a in (blob, offsets, null))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -73,14 +75,14 @@ class TextColumn:
 
     def slice(self, start: int, stop: int) -> tuple[str | None, ...]:
         """Strings ``start..stop-1`` (one blob read for the whole range)."""
-        offs = self.offsets[start : stop + 1]
+        offs = self.offsets[start : stop + 1].tolist()
         if len(offs) < 2:
             return ()
-        raw = bytes(self.blob[offs[0] : offs[-1]])
-        base = int(offs[0])
-        null = self.null[start:stop]
+        base = offs[0]
+        raw = bytes(self.blob[base : offs[-1]])
+        null = self.null[start:stop].tolist()
         return tuple(
-            None if null[k] else raw[int(offs[k]) - base : int(offs[k + 1]) - base].decode()
+            None if null[k] else raw[offs[k] - base : offs[k + 1] - base].decode()
             for k in range(len(offs) - 1)
         )
 
@@ -113,11 +115,12 @@ class Store:
         report: ReadReport,
         meta: dict[str, Any] | None = None,
     ):
-        self.user_offsets = arrays["user_offsets"]
-        self.items = arrays["items"]
-        self.timestamps = arrays["timestamps"]
-        self.ratings = arrays["ratings"]
-        self.price = arrays["price"]
+        # ndarray views, not np.memmap (see TextColumn): still mapped, faster to index.
+        self.user_offsets = np.asarray(arrays["user_offsets"])
+        self.items = np.asarray(arrays["items"])
+        self.timestamps = np.asarray(arrays["timestamps"])
+        self.ratings = np.asarray(arrays["ratings"])
+        self.price = np.asarray(arrays["price"])
         self.text = text
         self.report = report
         self.meta = meta or {}

@@ -85,7 +85,10 @@ def score_examples(
             )
         targets = np.array([ex.target for ex in batch], dtype=np.int64)
         exclude = (
-            [np.setdiff1d(ex.history, [ex.target]) for ex in batch] if exclude_history else None
+            # np.unique of the rest: setdiff1d's own overhead was most of the time per user.
+            [np.unique(ex.history[ex.history != ex.target]) for ex in batch]
+            if exclude_history
+            else None
         )
         greater, ties = rank_counts(scores, targets, exclude)
         if exclude is not None:
@@ -97,7 +100,7 @@ def score_examples(
             samples.append(
                 {
                     "user_id": ex.user_id,
-                    "target": catalog[ex.target].asin,
+                    "target": catalog.asin(ex.target),
                     "top_k": catalog.ids(top[i]),
                     "greater": int(greater[i]),
                     "ties": int(ties[i]),

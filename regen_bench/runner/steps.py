@@ -339,7 +339,7 @@ def build_result(
             split=SPLIT,
             users=len(ds.users),
             items=len(ds.catalog),
-            interactions=sum(len(u) for u in ds.users),
+            interactions=int(ds.lengths().sum()),
             skipped_users=data.skipped_users,
             critique_coverage=ds.critique_coverage(),
         ),
