@@ -22,6 +22,7 @@ what is saved, including how each phase grows from one scale to the next.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -33,7 +34,8 @@ from typing import Any
 
 from regen_bench.data.synth.scale import CLOTHING_ITEMS, CLOTHING_USERS
 
-SCALES = {16: "1/16", 4: "1/4", 1: "full"}
+#: The scales the README's table shows (divisors of Clothing's size); --scales takes any.
+DEFAULT_SCALES = (16, 4, 1)
 #: The task each model is measured on (FLARE's point is reading the critique).
 TASKS = {"popularity": "sequential", "sasrec": "sequential", "bert4rec": "sequential"}
 TORCH_MODELS = {"sasrec", "bert4rec", "flare"}
@@ -131,6 +133,10 @@ def run_model(args: argparse.Namespace, div: int, path: Path, model: str) -> Non
     )
 
 
+def label(div: int) -> str:
+    return "full" if div == 1 else f"1/{div}"
+
+
 def _cells(work: Path) -> dict[tuple[int, str], dict[str, Any]]:
     out = {}
     for f in sorted((work / "cells").glob("*.json")):
@@ -160,18 +166,19 @@ def _phases(cell: dict[str, Any]) -> dict[str, float]:
 def table(work: Path) -> str:
     """The measured cells as markdown: one row per (scale, model), then the growth factors."""
     cells = _cells(work)
+    scales = sorted({div for div, _ in cells}, reverse=True)
     lines = [
         "| scale | model | users | items | load s | prepare s | train s (steps) | "
         "one epoch s (projected) | validate s | evaluate s | peak RSS GiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for div in SCALES:
+    for div in scales:
         load = cells.get((div, "load"))
         if load is None:
             continue
         synth = cells.get((div, "synth"))
         lines.append(
-            f"| {SCALES[div]} | (data: synth {synth['wall_s'] if synth else '-'} s, cold load "
+            f"| {label(div)} | (data: synth {synth['wall_s'] if synth else '-'} s, cold load "
             f"{load['wall_s']} s) | {load['users']:,} | {load['items']:,} | | | | | | | "
             f"{max(load['peak_rss_gib'], synth['peak_rss_gib'] if synth else 0):.2f} |"
         )
@@ -183,23 +190,28 @@ def table(work: Path) -> str:
             steps = f" ({log['steps']})" if "steps" in log else ""
             epoch = f"{p['epoch']:,.0f}" if "steps" in log else "-"
             lines.append(
-                f"| {SCALES[div]} | {model} | | | {p['load']:.1f} | {p['prepare']:.1f} | "
+                f"| {label(div)} | {model} | | | {p['load']:.1f} | {p['prepare']:.1f} | "
                 f"{p['train']:.1f}{steps} | {epoch} | {p['valid']:.1f} | {p['evaluate']:,.0f} | "
                 f"{cell['peak_rss_gib']:.2f} |"
             )
-    growth = ["", "| model | phase | 1/16 -> 1/4 | 1/4 -> full |", "|---|---|---|---|"]
+    steps = list(itertools.pairwise(scales))
+    growth = [
+        "",
+        "| model | phase | " + " | ".join(f"{label(a)} -> {label(b)}" for a, b in steps) + " |",
+        "|---|---|" + "---|" * len(steps),
+    ]
     for model in ("popularity", "sasrec", "bert4rec", "flare"):
-        have = [cells.get((div, model)) for div in SCALES]
-        if sum(c is not None for c in have) < 2:
+        phases = {div: _phases(c) for div in scales if (c := cells.get((div, model)))}
+        if len(phases) < 2:
             continue
-        phases = [_phases(c) if c else None for c in have]
-        for phase in ("prepare", "epoch", "evaluate"):
+        for phase in ("train", "epoch", "prepare", "evaluate"):
             ratios = []
-            for a, b in ((phases[0], phases[1]), (phases[1], phases[2])):
-                ok = a is not None and b is not None and a[phase] > 0
-                ratios.append(f"x{b[phase] / a[phase]:.1f}" if ok else "-")  # type: ignore[index]
+            for a, b in steps:
+                pa, pb = phases.get(a), phases.get(b)
+                ok = pa is not None and pb is not None and pa[phase] > 0 and pb[phase] > 0
+                ratios.append(f"x{pb[phase] / pa[phase]:.1f}" if ok else "-")  # type: ignore[index]
             if any(r != "-" for r in ratios):
-                growth.append(f"| {model} | {phase} | {ratios[0]} | {ratios[1]} |")
+                growth.append(f"| {model} | {phase} | " + " | ".join(ratios) + " |")
     return "\n".join(lines + (growth if len(growth) > 3 else []))
 
 
@@ -208,7 +220,11 @@ def main() -> None:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--work", type=Path, default=Path("clothing-scale"), help="kept files")
-    parser.add_argument("--scales", default="16,4,1", help="divisors of Clothing's size")
+    parser.add_argument(
+        "--scales",
+        default=",".join(map(str, DEFAULT_SCALES)),
+        help="divisors of Clothing's size, largest first (default: 16,4,1 = 1/16, 1/4, full)",
+    )
     parser.add_argument("--models", default="popularity,sasrec,bert4rec,flare")
     parser.add_argument("--full-data", help="an existing full-size REGEN file to use at 1/1")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each run")
@@ -218,9 +234,13 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="only print the saved figures")
     args = parser.parse_args()
     if not args.table:
-        for div in (int(s) for s in args.scales.split(",")):
-            if div not in SCALES:
-                parser.error(f"--scales: {div} is not one of {', '.join(map(str, SCALES))}")
+        try:
+            divs = [int(s) for s in args.scales.split(",")]
+        except ValueError:
+            parser.error(f"--scales: expected comma-separated integers, got {args.scales!r}")
+        if any(d < 1 for d in divs):
+            parser.error("--scales: every divisor must be at least 1")
+        for div in divs:
             path = world(args, div)
             cold_load(args, div, path)
             for model in args.models.split(","):
