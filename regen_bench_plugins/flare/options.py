@@ -32,7 +32,8 @@ class FLAREOptions(BERT4RecOptions):
         description="0: the resampler reads every token of an item's text; K: it reads K "
         "averages of consecutive token spans, encoded once into a float16 file memory-mapped "
         "from text_cache (for catalogs whose token states do not fit in memory: Clothing's "
-        "377k items take 28 GB with every token, 1.2 GB with K=4)",
+        "377k items take 28 GB with every token, 1.2 GB with K=4); training then builds the "
+        "item vectors in chunks recomputed in the backward pass, so memory stays flat",
     )
     critique_tokens: int = Field(default=24, ge=2, description="encoder tokens read per critique")
     align_weight: float = Field(
