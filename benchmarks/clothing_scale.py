@@ -187,11 +187,11 @@ def table(work: Path) -> str:
             if cell is None:
                 continue
             p, log = _phases(cell), cell["fit_log"]
-            steps = f" ({log['steps']})" if "steps" in log else ""
+            n_steps = f" ({log['steps']})" if "steps" in log else ""
             epoch = f"{p['epoch']:,.0f}" if "steps" in log else "-"
             lines.append(
                 f"| {label(div)} | {model} | | | {p['load']:.1f} | {p['prepare']:.1f} | "
-                f"{p['train']:.1f}{steps} | {epoch} | {p['valid']:.1f} | {p['evaluate']:,.0f} | "
+                f"{p['train']:.1f}{n_steps} | {epoch} | {p['valid']:.1f} | {p['evaluate']:,.0f} | "
                 f"{cell['peak_rss_gib']:.2f} |"
             )
     steps = list(itertools.pairwise(scales))
@@ -227,8 +227,8 @@ def main() -> None:
     )
     parser.add_argument("--models", default="popularity,sasrec,bert4rec,flare")
     parser.add_argument("--full-data", help="an existing full-size REGEN file to use at 1/1")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of each run")
-    parser.add_argument("--max-steps", type=int, default=50, help="training steps per model")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
+    parser.add_argument("--max-steps", type=int, default=20, help="training steps per model")
     parser.add_argument("--valid-users", type=int, default=2000, help="users validated")
     parser.add_argument("--text-slots", type=int, default=4, help="flare's pooled text slots")
     parser.add_argument("--table", action="store_true", help="only print the saved figures")

@@ -67,3 +67,19 @@ def test_target_critiqued_reads_the_store_and_falls_back_to_users(records: list)
     assert target_critiqued(ds, seq.test) == expected
     assert target_critiqued(ds, list(seq.test)) == expected
     assert target_critiqued(ds, seq.test[1:]) == expected[1:]
+
+
+def test_building_a_task_builds_no_user(records: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The splits are computed from the purchase counts alone; users are built on access."""
+    from regen_bench.data.dataset import UserList
+
+    ds = Dataset.from_records("toy", records)
+    built: list[int] = []
+    original = UserList._user
+    monkeypatch.setattr(UserList, "_user", lambda self, u: built.append(u) or original(self, u))
+    data = build_task(ds, "conversational", "purchase_reason")
+    assert built == [] and data.skipped_users == 1
+    ex = data.test[1]
+    assert built == [1] and ex.references["purchase_reason"] is None
+    # examples are built without reviews; training sequences keep them (LUMEN reads them)
+    assert data.test.users.reviews is False and data.train.users.reviews is True
