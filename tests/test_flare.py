@@ -305,3 +305,15 @@ def test_token_states_too_large_for_memory_are_refused_before_encoding(
     with pytest.raises(ValueError, match="text_slots=4"):
         model._ensure_items()
     assert model.text.encoded_texts == before
+
+
+def test_critique_states_grow_in_order(data: TaskData, tiny_encoder: str) -> None:
+    """New critiques met batch after batch are appended (the buffer doubles, no full copy)."""
+    model = FLARE(data.catalog, seed=0, **tiny(tiny_encoder))
+    texts = [f"pack {c}" for c in "abcde"]
+    assert [model.critique_ids([t]) for t in texts] == [[1], [2], [3], [4], [5]]
+    assert model.critique_ids([None, texts[2]]) == [0, 3]
+    states, valid = model._crit_states
+    expected, expected_valid = model.text.encode(texts, 8)
+    assert torch.equal(states, expected) and torch.equal(valid, expected_valid)
+    assert len(model._crit_buf[0]) == 8  # 1, 2, 4, 8: doubled

@@ -86,6 +86,7 @@ class FLARE(BERT4Rec):
         self._crit_texts: list[str] = []
         self._crit_index: dict[str, int] = {}
         self._crit_states: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._crit_buf: tuple[torch.Tensor, torch.Tensor] | None = None
         self._items_cache: torch.Tensor | None = None
         # Loading the encoder may draw random numbers (weight init before the checkpoint is
         # read); seed again so the weights do not depend on whether it was loaded before.
@@ -155,16 +156,26 @@ class FLARE(BERT4Rec):
             for text in new:
                 self._crit_texts.append(text)
                 self._crit_index[text] = len(self._crit_texts)
-            states, valid = states.to(self.device), valid.to(self.device)
-            if self._crit_states is None:
-                self._crit_states = (states, valid)
-            else:
-                old_s, old_v = self._crit_states
-                self._crit_states = (
-                    self._torch.cat([old_s, states]),
-                    self._torch.cat([old_v, valid]),
-                )
+            self._store_critiques(states.to(self.device), valid.to(self.device))
         return [0 if c is None else self._crit_index[c] for c in critiques]
+
+    def _store_critiques(self, states: torch.Tensor, valid: torch.Tensor) -> None:
+        """Append new critique states; the buffer doubles when full (scoring meets new test
+        critiques batch after batch: copying all states each time was quadratic)."""
+        n = 0 if self._crit_states is None else len(self._crit_states[0])
+        need = n + len(states)
+        if self._crit_buf is None or need > len(self._crit_buf[0]):
+            cap = max(need, 2 * n)
+            grown = (
+                states.new_zeros((cap, *states.shape[1:])),
+                valid.new_zeros((cap, *valid.shape[1:])),
+            )
+            if self._crit_states is not None:
+                grown[0][:n], grown[1][:n] = self._crit_states
+            self._crit_buf = grown
+        buf_s, buf_v = self._crit_buf
+        buf_s[n:need], buf_v[n:need] = states, valid
+        self._crit_states = (buf_s[:need], buf_v[:need])
 
     def _prepare(self, train: Sequence[UserSequence], valid: Sequence[Example]) -> None:
         self._ensure_items()
