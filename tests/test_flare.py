@@ -317,3 +317,40 @@ def test_critique_states_grow_in_order(data: TaskData, tiny_encoder: str) -> Non
     expected, expected_valid = model.text.encode(texts, 8)
     assert torch.equal(states, expected) and torch.equal(valid, expected_valid)
     assert len(model._crit_buf[0]) == 8  # 1, 2, 4, 8: doubled
+
+
+def test_pooled_encoding_resumes_where_it_stopped(
+    tiny_encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a 377k-item encoding killed at a session's end would: the next run goes on from the
+    last resume point and writes the same bytes as an uninterrupted run."""
+    from regen_bench_plugins.flare import text as flare_text
+
+    texts = [f"item {i} pack" for i in range(5 * flare_text.CHUNK + 3)]
+    whole, whole_valid = TextEncoder(tiny_encoder, torch.device("cpu")).encode_pooled(texts, 8, 2)
+    monkeypatch.setattr(flare_text, "RESUME_EVERY", 2)
+    enc = TextEncoder(tiny_encoder, torch.device("cpu"), cache_dir=str(tmp_path))
+    original, calls = enc.model.forward, []
+
+    def dies_on_the_fifth_chunk(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(enc.model, "forward", dies_on_the_fifth_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        enc.encode_pooled(texts, 8, 2)
+    assert [p.name.split(".", 1)[1] for p in sorted(tmp_path.iterdir())] == [
+        "slots2.npy.partial",
+        "slots2.npy.partial.done",
+        "slots2.valid.npy.partial",
+    ]
+    fresh = TextEncoder(tiny_encoder, torch.device("cpu"), cache_dir=str(tmp_path))
+    pooled, valid = fresh.encode_pooled(texts, 8, 2)
+    assert fresh.encoded_texts == len(texts) - 4 * flare_text.CHUNK  # 4 chunks were kept
+    assert np.array_equal(pooled, whole) and np.array_equal(valid, whole_valid)
+    assert sorted(p.name.split(".", 1)[1] for p in tmp_path.iterdir()) == [
+        "slots2.npy",
+        "slots2.valid.npy",
+    ]
