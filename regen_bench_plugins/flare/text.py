@@ -95,26 +95,30 @@ class TextEncoder:
             h.update(text.encode() + b"\0")
         return h.hexdigest()
 
+    def _chunk(self, part: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(last hidden states float32, attention mask) of at most CHUNK texts, padded to a
+        fixed CHUNK x max_tokens shape so a text's states never depend on its neighbours."""
+        tok = self.tokenizer(
+            part + [""] * (CHUNK - len(part)),
+            padding="max_length",
+            truncation=True,
+            max_length=max_tokens,
+            return_tensors="pt",
+        ).to(self.device)
+        with torch.no_grad():
+            out = self.model(**tok).last_hidden_state.float()
+        return out, tok["attention_mask"]
+
     def _run(self, texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
         from tqdm.auto import tqdm
 
         states, masks = [], []
         chunks = range(0, len(texts), CHUNK)
         for lo in tqdm(chunks, desc="flare: encode text", unit="chunk", disable=None, leave=False):
-            part = texts[lo : lo + CHUNK]
-            part = part + [""] * (CHUNK - len(part))
-            tok = self.tokenizer(
-                part,
-                padding="max_length",
-                truncation=True,
-                max_length=max_tokens,
-                return_tensors="pt",
-            ).to(self.device)
-            with torch.no_grad():
-                out = self.model(**tok).last_hidden_state.float()
+            out, mask = self._chunk(texts[lo : lo + CHUNK], max_tokens)
             n = min(CHUNK, len(texts) - lo)
             states.append(out[:n].cpu())
-            masks.append(tok["attention_mask"][:n].bool().cpu())
+            masks.append(mask[:n].bool().cpu())
         self.encoded_texts += len(texts)
         return torch.cat(states), torch.cat(masks)
 
@@ -177,16 +181,9 @@ class TextEncoder:
         for k, lo in enumerate(bar, 1):
             part = texts[lo : lo + CHUNK]
             n = len(part)
-            tok = self.tokenizer(
-                part + [""] * (CHUNK - n),
-                padding="max_length",
-                truncation=True,
-                max_length=max_tokens,
-                return_tensors="pt",
-            ).to(self.device)
+            out, mask = self._chunk(part, max_tokens)
             with torch.no_grad():
-                out = self.model(**tok).last_hidden_state.float()
-                weights = span_weights(tok["attention_mask"], slots)
+                weights = span_weights(mask, slots)
                 pooled = weights @ out  # (CHUNK, slots, dim)
             states[lo : lo + n] = pooled[:n].cpu().numpy().astype(np.float16)
             valid[lo : lo + n] = (weights[:n].sum(dim=2) > 0).cpu().numpy()
