@@ -165,3 +165,43 @@ def test_compact_checkpoint_round_trip_keeps_the_prompt_options(
     assert np.array_equal(model.score(data.test), loaded.score(data.test))
     with pytest.raises(ValueError, match="contradicts the checkpoint"):
         Lumen(ds.catalog, checkpoint=str(tmp_path / "ck"), device="cpu", fields="full")
+
+
+def test_kept_frozen_states_train_exactly_like_the_full_forward(backbone_dir: Path) -> None:  # noqa: F811
+    data = build_task(_dataset(), "conversational", "product_endorsement")
+    kw: dict[str, Any] = {"train_layers": 1, "train_item_emb": False, "lr": 1e-2, "epochs": 3}
+    kept = _model(backbone_dir, **kw)
+    log = kept.fit(data.train, data.valid)
+    plain = _model(backbone_dir, frozen_cache_gb=0, **kw)
+    base = plain.fit(data.train, data.valid)
+    assert log["frozen_cache"]["used"] and log["frozen_cache"]["checked"]
+    assert log["frozen_cache"]["split"] == 1  # the 2-layer backbone's top layer trains
+    assert base["frozen_cache"] == {"used": False, "gib": log["frozen_cache"]["gib"],
+                                    "reason": "needs 0.00 GiB, over frozen_cache_gb=0"}
+    # Epochs 2 and 3 ran only the top layer over kept states: the same numbers bit for bit.
+    for key in ("train_loss", "train_item_loss", "train_text_loss", "valid", "steps"):
+        assert log[key] == base[key], key
+    assert log["epochs"] == 3
+    after, before = _params(kept), _params(plain)
+    assert all(torch.equal(after[k], before[k]) for k in after)
+    # Validation through the kept prompt states scored like the test path does.
+    ex = data.valid[0]
+    assert np.array_equal(kept.score([ex]), plain.score([ex]))
+
+
+def test_frozen_states_are_kept_only_where_the_lower_layers_cannot_change(
+    backbone_dir: Path,  # noqa: F811
+) -> None:
+    data = build_task(_dataset(), "conversational", "product_endorsement")
+    cases = {
+        "every layer": {"train_layers": -1, "train_item_emb": False},
+        "train_item_emb=true": {"train_layers": 1, "train_item_emb": True},
+        "item_head=tied": {"train_layers": 1, "train_item_emb": False, "item_head": "tied"},
+    }
+    for why, kw in cases.items():
+        log = _model(backbone_dir, epochs=1, **kw).fit(data.train[:2], [])
+        assert not log["frozen_cache"]["used"] and why in log["frozen_cache"]["reason"], why
+    frozen = _model(backbone_dir, epochs=2, train_layers=0, train_item_emb=False).fit(
+        data.train[:2], []
+    )
+    assert frozen["frozen_cache"]["used"] and frozen["frozen_cache"]["split"] == 2

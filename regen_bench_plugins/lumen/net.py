@@ -58,6 +58,10 @@ class LumenNet(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=std)
         #: Whether the item embeddings at the input slots get a gradient (``freeze``).
         self.input_grad = True
+        #: The first trainable decoder layer when nothing below it trains and the inputs are
+        #: fixed (set by ``freeze``): the input to that layer is then a constant of each
+        #: example (``len(layers)``: the final normed states, for a frozen backbone).
+        self.split: int | None = None
         self.item_head: nn.Linear | None = None
         if head == "separate":
             self.item_head = nn.Linear(hidden, n_items)
@@ -107,6 +111,47 @@ class LumenNet(nn.Module):
         out = self.backbone.get_decoder()(**kw)
         # A DynamicCache is updated in place: the one passed in now holds these positions too.
         return out.last_hidden_state, cache
+
+    def hidden_and_split(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Last hidden states and the (detached) input to the first trainable layer
+        (:attr:`split`), from one forward pass."""
+        if self.split is None:
+            raise ValueError("lumen: no frozen split (freeze() with train_layers >= 0 first)")
+        out = self.backbone.get_decoder()(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            use_cache=False,
+            output_hidden_states=self.split < len(self.decoder_layers()),
+        )
+        if self.split >= len(self.decoder_layers()):
+            return out.last_hidden_state, out.last_hidden_state.detach()
+        return out.last_hidden_state, out.hidden_states[self.split].detach()
+
+    def top_hidden(self, states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Last hidden states from ``states`` (inputs to the first trainable layer, as
+        :meth:`hidden_and_split` keeps them): only the layers from :attr:`split` up and the
+        final norm run.
+
+        Why the backbone's own forward over a shortened layer list, not the layers called one
+        by one: the decoder builds the causal mask and the rotary position embeddings itself,
+        differently from one architecture or transformers version to the next. Training
+        checks the result against the full forward on its first batch (bit-identical on
+        Llama) and does not use this path where they differ.
+        """
+        layers = self.decoder_layers()
+        if self.split is None:
+            raise ValueError("lumen: no frozen split (freeze() with train_layers >= 0 first)")
+        if self.split >= len(layers):
+            return states
+        decoder = self.backbone.get_decoder()
+        decoder.layers = nn.ModuleList(list(layers)[self.split :])
+        try:
+            out = decoder(inputs_embeds=states, attention_mask=attention_mask, use_cache=False)
+        finally:
+            decoder.layers = layers
+        return cast(torch.Tensor, out.last_hidden_state)
 
     def text_logits(self, h: torch.Tensor) -> torch.Tensor:
         logits = self.backbone.get_output_embeddings()(h)
@@ -192,6 +237,14 @@ class LumenNet(nn.Module):
             self.item_scale.requires_grad_(True)
             self.item_bias.requires_grad_(True)
             self.input_grad = train_item_emb
+        # The inputs of the trainable layers are constants only when the embeddings at the
+        # input do not change: a separate head with a frozen table (a tied table trains
+        # through the head, so the values at its input slots move even when detached).
+        fixed_inputs = self.item_head is not None and not train_item_emb
+        layers = getattr(self.backbone.get_decoder(), "layers", None)
+        self.split = None
+        if train_layers >= 0 and fixed_inputs and layers is not None:
+            self.split = len(layers) - train_layers
 
     # -- training ---------------------------------------------------------------------------
     def forward(
@@ -205,14 +258,25 @@ class LumenNet(nn.Module):
         item_target: torch.Tensor,
         item_rows: torch.Tensor | None = None,
         text_weight: float = 1.0,
+        states: torch.Tensor | None = None,
+        keep: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Item cross-entropy at the ID positions + token cross-entropy on the narrative.
 
         ``item_pos[k]`` (in row ``item_rows[k]``; default: one per row, in order) is an item slot
         whose item ``item_target[k]`` is predicted from the state just before it. Both losses
         are means over their own positions; ``loss = item + text_weight * text``.
+
+        ``states`` (inputs to the first trainable layer, kept from an earlier pass) replace the
+        frozen part of the forward pass; ``keep`` returns them as ``out["kept"]``.
         """
-        h, _ = self.hidden(self.embed(ids, slot_mask, slot_items), attention_mask)
+        kept = None
+        if states is not None:
+            h = self.top_hidden(states, attention_mask)
+        elif keep:
+            h, kept = self.hidden_and_split(self.embed(ids, slot_mask, slot_items), attention_mask)
+        else:
+            h, _ = self.hidden(self.embed(ids, slot_mask, slot_items), attention_mask)
         rows = torch.arange(len(ids), device=ids.device) if item_rows is None else item_rows
         item_loss = nn.functional.cross_entropy(
             self.item_logits(h[rows, item_pos - 1]), item_target
@@ -225,11 +289,15 @@ class LumenNet(nn.Module):
             text_loss = nn.functional.cross_entropy(logits, shifted[mask])
         else:
             text_loss = h.sum() * 0.0
-        return {
+        out = {
             "loss": item_loss + text_weight * text_loss,
             "item_loss": item_loss.detach(),
             "text_loss": text_loss.detach(),
         }
+        if kept is not None:
+            out["kept"] = kept
+            out["hidden"] = h.detach()
+        return out
 
     # -- decoding ---------------------------------------------------------------------------
     def new_cache(self) -> DynamicCache:

@@ -73,6 +73,14 @@ class LumenOptions(ModelOptions):
         description="start_switch: text tokens before the START marker is forced",
     )
     bucket: bool = Field(default=False, description="batch examples of similar length")
+    frozen_cache_gb: float = Field(
+        default=4.0,
+        ge=0,
+        description=(
+            "GiB for the frozen layers' outputs: with train_layers=n and fixed inputs, later "
+            "epochs run only the top n layers (0: off)"
+        ),
+    )
     train_minutes: float = Field(
         default=0.0, ge=0, description="training wall-time budget (0: none)"
     )
@@ -145,6 +153,7 @@ MODEL_KEYS = (
 #: Options a checkpoint does not fix (it saves the others).
 RUNTIME_KEYS = (
     "max_new_tokens",
+    "frozen_cache_gb",
     "device",
     "save_dir",
     "checkpoint",
