@@ -176,8 +176,11 @@ def test_kept_frozen_states_train_exactly_like_the_full_forward(backbone_dir: Pa
     base = plain.fit(data.train, data.valid)
     assert log["frozen_cache"]["used"] and log["frozen_cache"]["checked"]
     assert log["frozen_cache"]["split"] == 1  # the 2-layer backbone's top layer trains
-    assert base["frozen_cache"] == {"used": False, "gib": log["frozen_cache"]["gib"],
-                                    "reason": "needs 0.00 GiB, over frozen_cache_gb=0"}
+    assert base["frozen_cache"] == {
+        "used": False,
+        "gib": log["frozen_cache"]["gib"],
+        "reason": "needs 0.00 GiB, over frozen_cache_gb=0",
+    }
     # Epochs 2 and 3 ran only the top layer over kept states: the same numbers bit for bit.
     for key in ("train_loss", "train_item_loss", "train_text_loss", "valid", "steps"):
         assert log[key] == base[key], key
@@ -193,7 +196,7 @@ def test_frozen_states_are_kept_only_where_the_lower_layers_cannot_change(
     backbone_dir: Path,  # noqa: F811
 ) -> None:
     data = build_task(_dataset(), "conversational", "product_endorsement")
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "every layer": {"train_layers": -1, "train_item_emb": False},
         "train_item_emb=true": {"train_layers": 1, "train_item_emb": True},
         "item_head=tied": {"train_layers": 1, "train_item_emb": False, "item_head": "tied"},

@@ -241,10 +241,10 @@ class LumenNet(nn.Module):
         # input do not change: a separate head with a frozen table (a tied table trains
         # through the head, so the values at its input slots move even when detached).
         fixed_inputs = self.item_head is not None and not train_item_emb
-        layers = getattr(self.backbone.get_decoder(), "layers", None)
+        found = getattr(self.backbone.get_decoder(), "layers", None)
         self.split = None
-        if train_layers >= 0 and fixed_inputs and layers is not None:
-            self.split = len(layers) - train_layers
+        if train_layers >= 0 and fixed_inputs and found is not None:
+            self.split = len(found) - train_layers
 
     # -- training ---------------------------------------------------------------------------
     def forward(

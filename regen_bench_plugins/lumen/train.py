@@ -103,13 +103,12 @@ class FrozenStates:
         """The kept states of ``chosen``, right-padded with zeros to ``width`` (None unless
         every one of them is kept). Padding only feeds padded positions: real positions
         never attend to the right of themselves, and padded ones carry no loss."""
-        rows = [self.rows[i] for i in chosen]
-        if any(r is None for r in rows):
+        rows = [row for row in (self.rows[i] for i in chosen) if row is not None]
+        if len(rows) < len(chosen):
             return None
-        hidden = int(rows[0].shape[-1])  # type: ignore[union-attr]
-        out = torch.zeros((len(rows), width, hidden), dtype=rows[0].dtype)  # type: ignore[union-attr]
+        out = torch.zeros((len(rows), width, int(rows[0].shape[-1])), dtype=rows[0].dtype)
         for r, row in enumerate(rows):
-            out[r, : len(row)] = row  # type: ignore[arg-type]
+            out[r, : len(row)] = row
         return out.to(device)
 
     def put(self, chosen: Sequence[int], kept: torch.Tensor, lengths: Sequence[int]) -> None:
