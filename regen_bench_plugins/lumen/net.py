@@ -119,15 +119,15 @@ class LumenNet(nn.Module):
         (:attr:`split`), from one forward pass."""
         if self.split is None:
             raise ValueError("lumen: no frozen split (freeze() with train_layers >= 0 first)")
+        inner = self.split < len(self.decoder_layers())
         out = self.backbone.get_decoder()(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             use_cache=False,
-            output_hidden_states=self.split < len(self.decoder_layers()),
+            output_hidden_states=inner,
         )
-        if self.split >= len(self.decoder_layers()):
-            return out.last_hidden_state, out.last_hidden_state.detach()
-        return out.last_hidden_state, out.hidden_states[self.split].detach()
+        kept = out.hidden_states[self.split] if inner else out.last_hidden_state
+        return out.last_hidden_state, kept.detach()
 
     def top_hidden(self, states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Last hidden states from ``states`` (inputs to the first trainable layer, as

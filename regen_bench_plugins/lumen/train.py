@@ -21,6 +21,7 @@ from regen_bench_plugins.lumen.prompt import Encoded
 
 if TYPE_CHECKING:
     from regen_bench_plugins.lumen.model import Lumen
+    from regen_bench_plugins.lumen.net import LumenNet
 
 
 def collate(batch: Sequence[Encoded], pad: int, *, every_slot: bool) -> dict[str, torch.Tensor]:
@@ -96,8 +97,9 @@ class FrozenStates:
     it is used.
     """
 
-    def __init__(self, count: int):
-        self.rows: list[torch.Tensor | None] = [None] * count
+    def __init__(self, lengths: Sequence[int]):
+        self.lengths = list(lengths)
+        self.rows: list[torch.Tensor | None] = [None] * len(self.lengths)
 
     def batch(self, chosen: Sequence[int], width: int, device: torch.device) -> torch.Tensor | None:
         """The kept states of ``chosen``, right-padded with zeros to ``width`` (None unless
@@ -111,9 +113,28 @@ class FrozenStates:
             out[r, : len(row)] = row
         return out.to(device)
 
-    def put(self, chosen: Sequence[int], kept: torch.Tensor, lengths: Sequence[int]) -> None:
-        for r, (i, n) in enumerate(zip(chosen, lengths, strict=True)):
-            self.rows[i] = kept[r, :n].to("cpu", copy=True)
+    def keep(
+        self,
+        net: LumenNet,
+        out: dict[str, torch.Tensor],
+        chosen: Sequence[int],
+        attention_mask: torch.Tensor,
+        plan: dict[str, Any],
+    ) -> bool:
+        """Keep a batch's states (``out["kept"]``). On the first batch, first check that the
+        top layers alone reproduce the full pass (``out["hidden"]``); if they do not, record
+        why in ``plan`` and return False: the cache is not to be used."""
+        if "checked" not in plan:
+            with torch.no_grad():
+                top = net.top_hidden(out["kept"], attention_mask)
+            diff = _same(out["hidden"], top, attention_mask)
+            plan["checked"] = diff is None
+            if diff is not None:
+                plan.update(used=False, reason=f"the top layers alone differ by {diff:.3g}")
+                return False
+        for r, i in enumerate(chosen):
+            self.rows[i] = out["kept"][r, : self.lengths[i]].to("cpu", copy=True)
+        return True
 
 
 def frozen_plan(model: Lumen, examples: Sequence[Encoded], processes: int) -> dict[str, Any]:
@@ -150,31 +171,6 @@ def _same(full: torch.Tensor, top: torch.Tensor, mask: torch.Tensor) -> float | 
     return None if diff <= 1e-5 * max(scale, 1.0) else diff
 
 
-def _keep(
-    frozen: FrozenStates | None,
-    model: Lumen,
-    out: dict[str, torch.Tensor],
-    chosen: Sequence[int],
-    batch: dict[str, torch.Tensor],
-    plan: dict[str, Any],
-    examples: Sequence[Encoded],
-) -> FrozenStates | None:
-    """Keep a batch's frozen states; on the first batch, first check that the top layers
-    alone reproduce the full forward pass, and drop the cache (recording why) if not."""
-    if frozen is None:
-        return None
-    if "checked" not in plan:
-        with torch.no_grad():
-            top = model.net.top_hidden(out["kept"], batch["attention_mask"])
-        diff = _same(out["hidden"], top, batch["attention_mask"])
-        plan["checked"] = diff is None
-        if diff is not None:
-            plan.update(used=False, reason=f"the top layers alone differ by {diff:.3g}")
-            return None
-    frozen.put(chosen, out["kept"], [len(examples[i].ids) for i in chosen])
-    return frozen
-
-
 class _FrozenValidation:
     """Validation scores through the top layers over kept prompt states (``decode=forced``:
     the item step is the prompt's last position, so nothing else needs the frozen layers)."""
@@ -196,10 +192,8 @@ class _FrozenValidation:
                 self.states.append(net.hidden_and_split(net.embed(ids, mask, items), None)[1])
         rows = [net.item_logits(net.top_hidden(s, None)[:, -1])[0] for s in self.states]
         scores = torch.stack(rows).float().cpu().numpy()
-        index = {id(ex): r for r, ex in enumerate(self.examples)}
-        return batched_valid_ndcg(
-            lambda batch: scores[[index[id(ex)] for ex in batch]], self.examples, len(scores)
-        )
+        # One batch of every example: the scores are already in their order.
+        return batched_valid_ndcg(lambda _batch: scores, self.examples, len(scores))
 
 
 class _Validation:
@@ -272,11 +266,13 @@ def train(model: Lumen, users: Sequence[UserSequence], valid: Sequence[Example])
         "trainable_parameters": sum(p.numel() for _, p in named),
     }
     plan = frozen_plan(model, examples, acc.num_processes)
-    frozen = FrozenStates(len(examples)) if plan["used"] else None
+    frozen = FrozenStates([len(e.ids) for e in examples]) if plan["used"] else None
     log["frozen_cache"] = plan
     ndcg = (lambda: model.valid_ndcg(valid)) if valid else None
     if valid and frozen is not None and opts.decode == "forced":
-        ndcg = _FrozenValidation(model, valid).ndcg
+        kept_valid = _FrozenValidation(model, valid)
+        # The full path again when the first batch's check dropped the cache.
+        ndcg = lambda: kept_valid.ndcg() if plan["used"] else model.valid_ndcg(valid)  # noqa: E731
     validate = _Validation(ndcg, model.net, opts.patience)
     losses: list[float] = []
     item_losses: list[float] = []
@@ -306,8 +302,9 @@ def train(model: Lumen, users: Sequence[UserSequence], valid: Sequence[Example])
                     states=states,
                     keep=frozen is not None and states is None,
                 )
-                if "kept" in out:
-                    frozen = _keep(frozen, model, out, chosen, batch, plan, examples)
+                mask = batch["attention_mask"]
+                if frozen and "kept" in out and not frozen.keep(model.net, out, chosen, mask, plan):
+                    frozen = None
                 acc.backward(out["loss"])
                 if acc.sync_gradients and opts.grad_clip:
                     acc.clip_grad_norm_(net.parameters(), opts.grad_clip)
