@@ -43,10 +43,10 @@ error line and the others still run; the table at the end lists every part):
     (4.6 GB at Clothing scale), as the model caches it; critique vectors are left out (the
     ``sequential`` task; in ``critique`` they add a resampler pass over the batch's critiques,
     a few percent of the catalog pass). The catalog pass is one attention batch of 377k
-    items: torch releases older than the fix of pytorch/pytorch#146704 (mid-2025) stop there
-    with "invalid configuration argument" (CUDA's 65,535 grid limit). Epoch time = steps per
-    epoch (training windows / batch; every user is one window, as no profile sequence exceeds
-    max_len) / measured steps per s.
+    items; on CUDA the resampler's attention runs it in slices of 32,768 rows, as the
+    memory-efficient kernel refuses more than 65,535 batch rows when it draws dropout. Epoch
+    time = steps per epoch (training windows / batch; every user is one window, as no profile
+    sequence exceeds max_len) / measured steps per s.
 
 Expected seconds on one H200 (caps in brackets; a part that reaches its cap stops, says so,
 and extrapolates from the users/steps done): startup ~15; (a) 4.4e11 scores = 2.8e13 FLOPs,
@@ -720,6 +720,9 @@ def run_parts(
             results[name] = {"status": "skipped", "wall_s": 0.0, "error": "after the timeout"}
             continue
         log(name, "start")
+        free(dev)  # each part's peak_gpu_gb is its own, not the largest part's before it
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
         try:
             r = runs[name]()
             r["status"] = "ok"

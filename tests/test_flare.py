@@ -127,6 +127,39 @@ def test_resampler_shapes_and_padding_keys_are_masked() -> None:
     assert not torch.allclose(moved[0], out[0]) and torch.equal(moved[1:], out[1:])
 
 
+def test_resampler_attention_in_slices_matches_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the device caps attention's batch rows (CUDA: 65,535), slices give the same vectors
+    and gradients as one call (forced here on CPU with a cap of 3 rows over 10)."""
+    from regen_bench_plugins.flare import net
+
+    torch.manual_seed(0)
+    res = PerceiverResampler(hidden=8, latents=3, heads=2, layers=2, dropout=0.0)
+    tokens = torch.randn(10, 5, 8)
+    valid = torch.rand(10, 5) > 0.3
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        res.zero_grad()
+        out = res(tokens, valid)
+        out.square().sum().backward()
+        return out.detach(), res.layers[0].kv.weight.grad.clone()
+
+    assert net.attention_rows(tokens) is None  # CPU: one call, as before
+    whole, whole_grad = run()
+    calls: list[int] = []
+    sdpa = net.F.scaled_dot_product_attention
+
+    def counted(q: torch.Tensor, *a: object, **k: object) -> torch.Tensor:
+        calls.append(q.shape[0])
+        return sdpa(q, *a, **k)
+
+    monkeypatch.setattr(net, "attention_rows", lambda q: 3)
+    monkeypatch.setattr(net.F, "scaled_dot_product_attention", counted)
+    sliced, sliced_grad = run()
+    assert calls == [3, 3, 3, 1] * 2  # two layers, each in four slices
+    torch.testing.assert_close(sliced, whole)
+    torch.testing.assert_close(sliced_grad, whole_grad)
+
+
 def test_item_text_has_title_category_price_description() -> None:
     item = Item("X", "Acme Pens, Black", ("Office", "Writing", "Pens"), "Smooth ink.", 4.5, "Acme")
     assert item_text(item) == "Acme Pens, Black. Category: Writing > Pens. Price: $4.50. Smooth ink"

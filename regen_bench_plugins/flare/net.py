@@ -32,6 +32,20 @@ from torch import nn
 from regen_bench_plugins.bert4rec.net import LN_EPS, SequenceEncoder, init_weights
 from regen_bench_plugins.flare.options import FLAREOptions
 
+#: CUDA's memory-efficient attention kernel refuses batches of more than 65,535 rows when it
+#: draws dropout ("cannot produce valid seed and offset outputs"), and the per-step catalog
+#: pass is one batch of every item (377k at Clothing scale): there it runs in slices.
+CUDA_ATTENTION_ROWS = 32_768
+
+
+def attention_rows(query: torch.Tensor) -> int | None:
+    """The most batch rows one attention call may take on ``query``'s device (None: no limit).
+
+    CPU kernels have no such limit, and slicing would change which dropout draws each row
+    gets, so CPU runs keep their one call (and their numbers).
+    """
+    return CUDA_ATTENTION_ROWS if query.is_cuda else None
+
 
 class ResamplerLayer(nn.Module):
     """Latents cross-attend over [tokens; latents] (Flamingo's form), then a feed-forward.
@@ -72,9 +86,23 @@ class ResamplerLayer(nn.Module):
         keep = torch.cat([valid, valid.new_ones(b, k)], dim=1)[:, None, None, :]
         key, value = kv.view(b, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)
         query = self.q(lat).view(b, k, h, d // h).transpose(1, 2)
-        att = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0
-        )
+        p = self.dropout if self.training else 0.0
+        rows = attention_rows(query)
+        if rows is None or b <= rows:
+            att = F.scaled_dot_product_attention(query, key, value, attn_mask=keep, dropout_p=p)
+        else:
+            att = torch.cat(
+                [
+                    F.scaled_dot_product_attention(
+                        query[i : i + rows],
+                        key[i : i + rows],
+                        value[i : i + rows],
+                        attn_mask=keep[i : i + rows],
+                        dropout_p=p,
+                    )
+                    for i in range(0, b, rows)
+                ]
+            )
         latents = latents + self.out(att.transpose(1, 2).reshape(b, k, d))
         return latents + self.ffn(latents)
 
