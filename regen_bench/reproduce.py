@@ -52,6 +52,8 @@ LOG_DIR = "_logs"
 NARRATIVE_FIELD = "{narrative}"
 DEFAULT_THREADS = 1
 DEFAULT_JOBS = 1
+#: How a cell done by its result in the submissions folder is described (and recognised).
+PUBLISHED = "already published: "
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,15 @@ class Settings:
     seed: int = 0
     threads: int = DEFAULT_THREADS
     limit: int | None = None
+    #: The submissions folder: a cell whose valid result is already published there (made
+    #: with the cell's settings, in ``<dataset>/<task>/``) is done, on any machine.
+    published: Path | None = None
+
+    def published_result(self, cell: Cell) -> Path | None:
+        """Where ``cell``'s result would be in the submissions folder (None: no folder)."""
+        if self.published is None or cell.kind != "run":
+            return None
+        return self.published / self.dataset_name / cell.task / cell.output.name
 
 
 def split_names(text: str | None) -> list[str] | None:
@@ -397,14 +408,19 @@ def _narrator_state(cell: Cell, s: Settings, base_model: str) -> tuple[str, str]
     return "done", f"valid narrator {cell.output}"
 
 
-def _run_state(cell: Cell, s: Settings, by_id: Mapping[str, Cell]) -> tuple[str, str]:
+def _result_state(
+    path: Path, cell: Cell, s: Settings, by_id: Mapping[str, Cell], *, local: bool
+) -> tuple[str, str]:
+    """Whether ``path`` holds a valid result made with ``cell``'s settings. ``local``: the
+    cell's own output, made with the narrator now in ``_narrators/`` (a published result
+    carries the record of the narrator that made it, fine-tuned wherever the cell ran)."""
     from regen_bench.finetune_manifest import manifest_sha256
     from regen_bench.results import ResultError, load_result
 
-    if not cell.output.exists():
+    if not path.exists():
         return "todo", "no result yet"
     try:
-        r = load_result(cell.output)
+        r = load_result(path)
     except ResultError as exc:
         return "todo", f"invalid result, run again: {exc}"
     config = r.model.config
@@ -430,11 +446,32 @@ def _run_state(cell: Cell, s: Settings, by_id: Mapping[str, Cell]) -> tuple[str,
         ft = r.narration.finetune if r.narration is not None else None
         if ft is None:
             mismatches.append("no fine-tuned narrator")
-        elif narrator.output.exists() and ft.manifest_sha256 != manifest_sha256(narrator.output):
+        elif (
+            local
+            and narrator.output.exists()
+            and ft.manifest_sha256 != manifest_sha256(narrator.output)
+        ):
             mismatches.append(f"another fine-tuned narrator than {narrator.output}")
     if mismatches:
         return "todo", "stale result, run again: " + "; ".join(mismatches)
-    return "done", f"valid result {cell.output}"
+    return "done", f"valid result {path}"
+
+
+def _run_state(cell: Cell, s: Settings, by_id: Mapping[str, Cell]) -> tuple[str, str]:
+    status, why = _result_state(cell.output, cell, s, by_id, local=True)
+    published = s.published_result(cell)
+    if status == "done" or published is None or not published.exists():
+        return status, why
+    found, _ = _result_state(published, cell, s, by_id, local=False)
+    if found == "done":
+        return "done", f"{PUBLISHED}{published}"
+    return status, why
+
+
+def _narrator_needed(cell: Cell, s: Settings, by_id: Mapping[str, Cell]) -> bool:
+    """Whether some run cell of the plan that uses narrator ``cell`` is still to run."""
+    users = [c for c in by_id.values() if cell.id in c.depends_on]
+    return not users or any(_run_state(c, s, by_id)[0] != "done" for c in users)
 
 
 def state(cell: Cell, s: Settings, grid: GridSpec, by_id: Mapping[str, Cell]) -> tuple[str, str]:
@@ -442,7 +479,10 @@ def state(cell: Cell, s: Settings, grid: GridSpec, by_id: Mapping[str, Cell]) ->
     and made with the cell's settings (done), missing or invalid or stale (todo: run it), or
     a narrator folder in the way that is not this cell's (conflict: it fails, naming it)."""
     if cell.kind == "narrator":
-        return _narrator_state(cell, s, grid.narrator.base_model)
+        status, why = _narrator_state(cell, s, grid.narrator.base_model)
+        if status == "todo" and not _narrator_needed(cell, s, by_id):
+            return "done", "not needed: every cell that uses it is done"
+        return status, why
     return _run_state(cell, s, by_id)
 
 
@@ -632,9 +672,11 @@ def plan(
     tasks: Sequence[str] | None = None,
     narratives: Sequence[str] | None = None,
     shard_of: tuple[int, int] = (1, 1),
+    published: str | os.PathLike[str] | None = None,
 ) -> Plan:
     """Resolve the dataset, pick its grid, expand it against the registered models and tasks,
-    apply the filters and take the shard. Unknown task or narrative names raise
+    apply the filters and take the shard; ``published`` is the submissions folder whose
+    results count as done. Unknown task or narrative names raise
     :class:`~regen_bench.plugins.UnknownNameError`; an unregistered model is a warning (its
     cells will fail, the others run)."""
     from regen_bench.data.schema import NARRATIVE_TYPES
@@ -665,6 +707,7 @@ def plan(
         seed=seed,
         threads=threads,
         limit=limit,
+        published=Path(published) if published is not None else None,
     )
     registered = plugins.entries["model"]
     names = [*grid.ranking_models, *grid.narrated_models, *grid.text_models, *(models or ())]
@@ -712,6 +755,8 @@ def submit_and_build(
     for o in outcomes:
         if o.cell.kind != "run" or o.status not in ("ran", "skipped"):
             continue
+        if o.detail.startswith(PUBLISHED):
+            continue  # its result is the submission itself (what OUT holds may be stale)
         try:
             submit(
                 o.cell.output,

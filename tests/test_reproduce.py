@@ -274,7 +274,8 @@ def test_a_killed_grid_resumes_without_redoing_finished_cells(
     (results[broken[0]].with_suffix("").with_suffix(".samples.jsonl")).unlink()
     results[broken[1]].write_text('{"schema_version": 1')
     kept = {c: results[c].stat().st_mtime_ns for c in SMALL_CELLS - set(broken)}
-    third = _reproduce(tmp_path, *args, "--no-submit")
+    # (Another submissions folder: those in subs/ would count as done, see the next test.)
+    third = _reproduce(tmp_path, *args, "--no-submit", "--submissions", "elsewhere")
     assert third.returncode == 0, third.stdout + third.stderr
     outcome = _summary(third.stdout)
     assert outcome["ran"] == set(broken) and outcome["skipped"] == SMALL_CELLS - set(broken)
@@ -346,3 +347,68 @@ def test_a_failed_dependency_blocks_its_cells_and_a_foreign_folder_is_not_overwr
     assert f"{foreign} exists but holds no fine-tuned narrator; remove it" in text
     assert "blocked conversational/x__a: needs narrator/a" in text.replace("BLOCKED", "blocked")
     assert "summary: 4 cells: 0 ran, 0 skipped (already done), 2 failed, 2 blocked" in text
+
+
+def test_a_grid_resumes_on_another_machine_from_the_published_results(tmp_path: Path) -> None:
+    """As a new user would spread a grid over machines through a shared repository: the
+    second machine (an empty OUT) skips every cell already in the submissions folder, does not
+    resubmit it, and a stale leftover in OUT never replaces the published result."""
+    one = [*SMALL[:2], "--tasks", "sequential", "--threads", "1"]
+    first = _reproduce(tmp_path, *one, "--out", "res1", "--submissions", "subs",
+                       "--leaderboards", "lb")  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    published = _results(tmp_path / "subs")
+    assert set(published) == {"sequential/popularity", "sequential/markov"}
+    before = {c: p.read_bytes() for c, p in published.items()}
+    # The second machine: nothing in OUT but a truncated leftover of one cell.
+    stale = tmp_path / "res2" / "mini" / "sequential" / "markov.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"schema_version": 1')
+    second = _reproduce(tmp_path, *one, "--out", "res2", "--submissions", "subs",
+                        "--leaderboards", "lb2")  # fmt: skip
+    assert second.returncode == 0, second.stdout + second.stderr
+    outcome = _summary(second.stdout)
+    assert outcome["skipped"] == set(published) and not outcome["ran"]
+    assert second.stdout.count("already published: ") >= 2
+    assert "submitted 0 result(s)" in second.stdout
+    assert {c: p.read_bytes() for c, p in _results(tmp_path / "subs").items()} == before
+    assert (tmp_path / "lb2" / "mini.md").is_file()
+    assert not (tmp_path / "res2" / "mini" / "sequential" / "popularity.json").exists()
+    # Another seed is another cell: the published results do not count for it.
+    third = _reproduce(tmp_path, *one, "--out", "res2", "--submissions", "subs", "--seed", "3",
+                       "--no-submit")  # fmt: skip
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert _summary(third.stdout)["ran"] == set(published)
+
+
+def test_a_narrator_whose_cells_are_all_done_is_not_fine_tuned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Driven directly: on a machine without the narrator, a hybrid cell already published
+    needs no fine-tuning; one still to run does."""
+    import regen_bench.reproduce as rp
+
+    settings = Settings("mini", "mini", "0" * 64, tmp_path / "res")
+    narrators = [
+        Cell(f"narrator/{n}", "narrator", ("--version",), tmp_path / f"ft-{n}", narrative=n)
+        for n in ("a", "b")
+    ]
+    runs = [
+        Cell(f"conversational/x__{n}", "run", ("--version",), tmp_path / f"{n}.json",
+             depends_on=(f"narrator/{n}",), model="x", task="conversational", narrative=n)
+        for n in ("a", "b")
+    ]  # fmt: skip
+
+    def published_a(cell: Cell, s: Settings, by_id: object) -> tuple[str, str]:
+        done = cell.id == "conversational/x__a" or cell.output.exists()
+        return ("done", "already published: subs") if done else ("todo", "no result yet")
+
+    monkeypatch.setattr(rp, "_run_state", published_a)
+    lines: list[str] = []
+    outcomes = run_cells([*narrators, *runs], settings, GRIDS["mini"], say=lines.append)
+    status = {o.cell.id: (o.status, o.detail) for o in outcomes}
+    assert status["narrator/a"] == ("skipped", "not needed: every cell that uses it is done")
+    assert status["conversational/x__a"][0] == "skipped"
+    # narrator/b is needed: it runs (`--version` leaves no narrator, so it fails, and blocks).
+    assert status["narrator/b"][0] == "failed"
+    assert status["conversational/x__b"][0] == "blocked"

@@ -43,7 +43,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--submissions",
         default=DEFAULT_SUBMISSIONS,
-        help="submissions folder the results go to (default: %(default)s)",
+        help="submissions folder the results go to; a cell whose valid result (made with the "
+        "cell's settings) is already there is skipped, so a grid resumes on any machine that "
+        "has the published results (default: %(default)s)",
     )
     parser.add_argument(
         "--leaderboards",
@@ -108,6 +110,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         tasks=_names(args.tasks, "--tasks"),
         narratives=_names(args.narratives, "--narratives"),
         shard_of=shard_of,
+        published=args.submissions,
     )
     for warning in p.warnings:
         print(f"regen-bench: {warning}", file=sys.stderr)
@@ -154,7 +157,8 @@ COMMANDS = (
         "shardable, then submit and build the leaderboard",
         description="Expand the dataset's grid into cells (each one `regen-bench run` or "
         "`narrator finetune` command), run them in dependency order as subprocesses, skip "
-        "every cell whose valid result is already in OUT (so a killed grid resumes), then "
+        "every cell whose valid result is already in OUT or in the submissions folder (so a "
+        "killed grid resumes, also on another machine), then "
         "submit the results (replacing) and build the leaderboards. Exit status 1 when a cell "
         "failed; the others still run. See docs/reproduce.md.",
         configure=_configure,
