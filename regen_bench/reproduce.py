@@ -94,6 +94,12 @@ PAPER_NARRATIVES = (
     "user_summary_long",
 )
 
+#: The share of `mini`'s users held out of all text training (the narrator's fine-tuning and
+#: LUMEN's text loss, one hashed partition): their narratives are the only ones written and
+#: scored. 10% is ~500 of 5,000 users, which keeps each narrating cell under an hour on CPU
+#: (writing a narrative takes seconds there) while both text columns use the same users.
+MINI_HELDOUT = 0.1
+
 GRIDS: dict[str, GridSpec] = {
     # CPU-affordable: the narrator is SmolLM2-135M fine-tuned on a subset of the training users
     # (docs/models.md: about 23 minutes each on 2 cores), LUMEN on its CPU preset.
@@ -108,7 +114,8 @@ GRIDS: dict[str, GridSpec] = {
                 shlex.split(
                     "--max-history 2 --max-field-chars 40 --max-length 448 --limit-users 112 "
                     "--limit-valid 16 --batch-size 2 --epochs 1 --eval-every 14 "
-                    "--eval-batch-size 4 --lr 1e-4 --warmup-steps 4"
+                    "--eval-batch-size 4 --lr 1e-4 --warmup-steps 4 "
+                    f"--heldout-fraction {MINI_HELDOUT}"
                 )
             ),
         ),
@@ -122,6 +129,7 @@ GRIDS: dict[str, GridSpec] = {
                 "narrative": NARRATIVE_FIELD,
                 "train_minutes": "0",
                 "max_steps": "120",
+                "text_heldout_fraction": str(MINI_HELDOUT),
             }
         },
         summary="the paper's Table 4 layout at CPU-affordable settings",
@@ -392,8 +400,15 @@ def _same_value(recorded: object, given: str) -> bool:
     return bool(recorded == value)
 
 
-def _narrator_state(cell: Cell, s: Settings, base_model: str) -> tuple[str, str]:
-    from regen_bench.finetune_manifest import read_manifest
+def _narrator_state(cell: Cell, s: Settings, narrator: NarratorSpec) -> tuple[str, str]:
+    from regen_bench.finetune_manifest import UserPartition, read_manifest
+
+    base_model = narrator.base_model
+    flag = "--heldout-fraction"
+    args = list(narrator.args)
+    heldout_fraction = (
+        float(args[args.index(flag) + 1]) if flag in args else UserPartition.heldout_fraction
+    )
 
     if not cell.output.exists():
         return "todo", "not fine-tuned yet"
@@ -409,6 +424,7 @@ def _narrator_state(cell: Cell, s: Settings, base_model: str) -> tuple[str, str]
         "dataset fingerprint": (manifest.dataset.get("fingerprint"), s.fingerprint),
         "base model": (manifest.base_model, base_model),
         "seed": (manifest.seed, s.seed),
+        "held-out fraction": (manifest.partition.heldout_fraction, heldout_fraction),
     }
     for what, (found, expected) in wanted.items():
         if found != expected:
@@ -490,7 +506,7 @@ def state(cell: Cell, s: Settings, grid: GridSpec, by_id: Mapping[str, Cell]) ->
     and made with the cell's settings (done), missing or invalid or stale (todo: run it), or
     a narrator folder in the way that is not this cell's (conflict: it fails, naming it)."""
     if cell.kind == "narrator":
-        status, why = _narrator_state(cell, s, grid.narrator.base_model)
+        status, why = _narrator_state(cell, s, grid.narrator)
         if status == "todo" and not _narrator_needed(cell, s, by_id):
             return "done", "not needed: every cell that uses it is done"
         return status, why

@@ -412,3 +412,41 @@ def test_a_narrator_whose_cells_are_all_done_is_not_fine_tuned(
     # narrator/b is needed: it runs (`--version` leaves no narrator, so it fails, and blocks).
     assert status["narrator/b"][0] == "failed"
     assert status["conversational/x__b"][0] == "blocked"
+
+
+def test_a_narrator_folder_counts_only_with_the_grids_settings(tmp_path: Path) -> None:
+    """A fine-tuned narrator in place is done only if its manifest matches the cell: task,
+    narrative, dataset, base model, seed, and the grid's held-out share of users."""
+    import json as _json
+
+    from regen_bench.finetune_manifest import MANIFEST_FILE, FinetuneManifest
+    from regen_bench.reproduce import MINI_HELDOUT, plan, state
+
+    p = plan("mini", out=tmp_path / "res", tasks=["narrative"], narratives=["purchase_reason"])
+    cell = next(c for c in p.cells if c.kind == "narrator")
+    by_id = {c.id: c for c in p.cells}
+    assert state(cell, p.settings, p.grid, by_id) == ("todo", "not fine-tuned yet")
+
+    def write(heldout: float, seed: int = 0) -> None:
+        m = FinetuneManifest(
+            created="2026-12-04T00:00:00Z", trainer="test", base_model="smollm2",
+            base_source="test", narrative_type="purchase_reason", task="narrative",
+            dataset={"fingerprint": p.settings.fingerprint},
+            partition={"method": "sha256", "salt": "regen-narrator-v1",
+                       "heldout_fraction": heldout, "valid_fraction": 0.05,
+                       "users": {}, "used": {}},
+            prompt={"version": 1, "system": "", "max_history": 2, "max_field_chars": 40,
+                    "chat_template": True},
+            hyperparameters={}, seed=seed, versions={}, environment={}, pairs={}, curve=[],
+            best_step=0, best_valid_loss=0.0, stopped="epochs", train_s=0.0,
+        )  # fmt: skip
+        cell.output.mkdir(parents=True, exist_ok=True)
+        (cell.output / MANIFEST_FILE).write_text(_json.dumps(m.model_dump()))
+
+    write(MINI_HELDOUT)
+    assert state(cell, p.settings, p.grid, by_id) == ("done", f"valid narrator {cell.output}")
+    write(0.5)
+    status, why = state(cell, p.settings, p.grid, by_id)
+    assert status == "conflict" and f"held-out fraction 0.5, not {MINI_HELDOUT}" in why
+    write(MINI_HELDOUT, seed=7)
+    assert "seed 7, not 0" in state(cell, p.settings, p.grid, by_id)[1]
