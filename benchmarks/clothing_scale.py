@@ -133,6 +133,13 @@ def run_model(args: argparse.Namespace, div: int, path: Path, model: str) -> Non
     )
 
 
+def _named(model: str, cell: dict[str, Any]) -> str:
+    """The model's row name; a run with more than one torch thread says how many."""
+    words = shlex.split(cell.get("command", ""))
+    threads = words[words.index("--threads") + 1] if "--threads" in words else "1"
+    return model if threads == "1" else f"{model} ({threads} threads)"
+
+
 def label(div: int) -> str:
     return "full" if div == 1 else f"1/{div}"
 
@@ -190,7 +197,8 @@ def table(work: Path) -> str:
             n_steps = f" ({log['steps']})" if "steps" in log else ""
             epoch = f"{p['epoch']:,.0f}" if "steps" in log else "-"
             lines.append(
-                f"| {label(div)} | {model} | | | {p['load']:.1f} | {p['prepare']:.1f} | "
+                f"| {label(div)} | {_named(model, cell)} | | | {p['load']:.1f} | "
+                f"{p['prepare']:.1f} | "
                 f"{p['train']:.1f}{n_steps} | {epoch} | {p['valid']:.1f} | {p['evaluate']:,.0f} | "
                 f"{cell['peak_rss_gib']:.2f} |"
             )

@@ -40,6 +40,13 @@ def test_tiny_scale_end_to_end_and_resume(tmp_path: Path) -> None:
     again = _bench(tmp_path, *args)  # resumes: every cell is there already
     assert again == out
     assert before == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").glob("*.json")}
+    # A cell run with more torch threads says so in its row.
+    path = tmp_path / "cells" / "1024-sasrec.json"
+    cell = json.loads(path.read_text())
+    cell["command"] = cell["command"].replace("--threads 1", "--threads 2")
+    path.write_text(json.dumps(cell))
+    shown = _bench(tmp_path, "--table")
+    assert "| 1/1024 | sasrec (2 threads) |" in shown and "| 1/2048 | sasrec |" in shown
 
 
 def test_bad_scales_are_a_usage_error(tmp_path: Path) -> None:
