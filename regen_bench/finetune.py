@@ -23,7 +23,7 @@ module) and are re-exported here.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -34,6 +34,7 @@ from regen_bench.finetune_manifest import (
     BUCKETS,
     DEFAULT_SALT,
     DEFAULT_TASK,
+    LOG_FILE,
     MANIFEST_FILE,
     PARTITION_METHOD,
     CurvePoint,
@@ -52,7 +53,6 @@ from regen_bench.resolve import resolve_dataset
 from regen_bench.tasks import MIN_INTERACTIONS, TASKS
 from regen_bench.threads import set_torch_threads
 
-LOG_FILE = "finetune-log.jsonl"
 DEFAULT_BASE_MODEL = "smollm2"
 DEFAULT_TRAINER = "hf"
 MixedPrecision: TypeAlias = Literal["auto", "no", "bf16", "fp16"]
@@ -224,9 +224,10 @@ def finetune(
     data_dir: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    command: Sequence[str] | None = None,
 ) -> FinetuneManifest:
     """Fine-tune ``base_model`` as the narrator of ``narrative_type`` on ``task``'s prompts
-    and write folder ``out``."""
+    and write folder ``out``. ``command``: the command line that reproduces it (recorded)."""
     if not is_main_process():
         progress, log = False, lambda _m: None
     if narrative_type not in NARRATIVE_TYPES:
@@ -295,6 +296,7 @@ def finetune(
                 "condition": "target",
             },
             "seed": seed,
+            "command": list(command) if command is not None else None,
         },
     )
     raw = entry.factory(spec, log=log, progress=progress)

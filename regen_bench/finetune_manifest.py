@@ -24,6 +24,14 @@ from regen_bench.narrator import PROMPT_VERSION, NarratorConfig
 from regen_bench.tasks import TASKS
 
 MANIFEST_FILE = "narrator-finetune.json"
+#: The training log of a fine-tuned folder (one JSON line per evaluation).
+LOG_FILE = "finetune-log.jsonl"
+#: Files of a fine-tuned folder that say how it was made (dates, timings), not what it is:
+#: left out of its weights digest, so the same weights trained again pin the same.
+NOT_WEIGHTS = (MANIFEST_FILE, LOG_FILE)
+#: Where a recorded command names the fine-tuned folder (``--out`` of the fine-tuning, the
+#: ``narrator.model`` of the runs it narrates): the folder is wherever the command is run.
+NARRATOR_PLACEHOLDER = "NARRATOR"
 MANIFEST_KIND: Literal["regen-bench narrator fine-tune"] = "regen-bench narrator fine-tune"
 BUCKETS: tuple[str, ...] = ("train", "valid", "heldout")
 DEFAULT_SALT = "regen-narrator-v1"
@@ -128,6 +136,9 @@ class FinetuneManifest(_Strict):
     best_valid_loss: float
     stopped: str
     train_s: float = Field(ge=0)
+    #: The ``narrator finetune`` command that made the folder, every setting spelt out and
+    #: ``--out`` left as :data:`NARRATOR_PLACEHOLDER` (older folders have none).
+    command: list[str] | None = None
 
     @field_validator("task")
     @classmethod

@@ -146,6 +146,9 @@ class NarratorFinetune(_Strict):
     trained_users: int = Field(ge=0)
     valid_users: int = Field(ge=0)
     best_valid_loss: float
+    #: The ``narrator finetune`` command that made it (``--out NARRATOR``), when recorded:
+    #: with the run's own command, what reproduces the result on another machine.
+    command: list[str] | None = None
 
 
 class TextUsers(_Strict):

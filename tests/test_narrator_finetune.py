@@ -357,7 +357,13 @@ def test_run_scores_only_users_held_out_from_fine_tuning(
     assert ft.trained_users == manifest.pairs["train"]
     assert "text-users:heldout@regen-narrator-v1/0.5" in result.signature
     # Named by its manifest, not by the folder it sits in.
-    assert f"+ft.{ft.manifest_sha256[:12]}" in result.signature
+    # Named by its weights (not its manifest, which holds dates), and the command that made
+    # it is recorded, so the row's command fine-tunes it again.
+    assert result.weights is not None
+    digest = result.weights["narrator"].rpartition(":")[2]
+    assert f"+ft.{digest[:12]}" in result.signature
+    assert ft.command is not None and ft.command[:3] == ["regen-bench", "narrator", "finetune"]
+    assert ft.command == manifest.command and ft.command[-1] == "NARRATOR"
     assert str(narrator_dir) not in result.signature
     assert 0 <= result.metrics["bleu"] <= 100 and "rougeL" in result.metrics
     # BLEU over the held-out users only: the validator recomputes exactly this.

@@ -294,8 +294,10 @@ def test_the_published_results_pin_exactly_the_weights_their_model_loaded() -> N
         result = load_result(path)
         if result.model.name == "flare":  # the one published model with a pretrained part
             assert result.weights is not None, path
-            assert set(result.weights) == {"model.encoder"}, path
-            assert "@sha256:" in result.weights["model.encoder"], path
+            # A hybrid cell also pins its narrator and the text metrics' models.
+            text = {"narrator", "embedder", "bertscore"} if result.narration else set()
+            assert set(result.weights) == {"model.encoder"} | text, path
+            assert all("@sha256:" in pinned for pinned in result.weights.values()), path
             assert "weights:" in result.signature, path
         else:  # trained from scratch: no block at all, as older results have none
             assert "weights" not in json.loads(path.read_text()), path
@@ -326,3 +328,26 @@ def test_the_digest_cache_forgets_files_that_changed_or_left(offline: Path, tmp_
     assert pin(str(model)) != first
     kept = json.loads(cache_file.read_text())
     assert len(kept) == 1 and next(iter(kept)).rsplit(":", 2)[1] == "5"
+
+
+def test_a_fine_tuned_folder_is_pinned_by_its_weights_not_by_its_manifest(
+    offline: Path, tiny_llama: Path, tmp_path: Path
+) -> None:
+    """Trained again, the same weights pin the same: the manifest and the training log of a
+    fine-tuned folder (dates, timings) are not weights; a changed weight file does change it."""
+    import shutil
+
+    from regen_bench.finetune_manifest import LOG_FILE, MANIFEST_FILE
+    from regen_bench.narrator import backend_weights
+    from regen_bench_plugins.llm_backends.hf import HFBackend
+
+    folder = tmp_path / "ft"
+    shutil.copytree(tiny_llama, folder)
+    (folder / MANIFEST_FILE).write_text('{"created": "2026-12-04T16:41:20+00:00"}')
+    (folder / LOG_FILE).write_text('{"elapsed_s": 1.0}\n')
+    first = backend_weights(HFBackend(model=str(folder), device="cpu"))
+    (folder / MANIFEST_FILE).write_text('{"created": "2026-12-05T09:00:00+00:00"}')
+    (folder / LOG_FILE).write_text('{"elapsed_s": 2.5}\n')
+    assert backend_weights(HFBackend(model=str(folder), device="cpu")) == first
+    (folder / "config.json").write_text((folder / "config.json").read_text() + " ")
+    assert backend_weights(HFBackend(model=str(folder), device="cpu")) != first

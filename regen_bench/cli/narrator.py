@@ -129,6 +129,34 @@ def _configure_finetune(parser: argparse.ArgumentParser) -> None:
     common.add_quiet(parser, "no progress bar")
 
 
+def finetune_command(args: argparse.Namespace) -> list[str]:
+    """The command that reproduces this fine-tuning, every setting spelt out (defaults too,
+    so a later change of a default cannot change what it means) and ``--out`` left as the
+    placeholder: recorded in the manifest, shown and re-run beside each run it narrates."""
+    from regen_bench.finetune_manifest import NARRATOR_PLACEHOLDER
+
+    cmd = ["regen-bench", "narrator", "finetune", "--dataset", args.dataset]
+    if args.data_dir is not None:
+        cmd += ["--data-dir", args.data_dir]
+    cmd += ["--task", args.task, "--narrative", args.narrative, "--model", args.model]
+    cmd += ["--trainer", args.trainer]
+    for name, _kind, _text in HYPER_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            cmd += ["--" + name.replace("_", "-"), str(value)]
+    cmd += ["--max-history", str(args.max_history), "--max-field-chars", str(args.max_field_chars)]
+    cmd += ["--heldout-fraction", str(args.heldout_fraction)]
+    cmd += ["--valid-fraction", str(args.valid_fraction), "--salt", args.salt]
+    for flag, value in (("--limit-users", args.limit_users), ("--limit-valid", args.limit_valid)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    cmd += ["--mixed-precision", args.mixed_precision] + ["--cpu"] * bool(args.cpu)
+    cmd += ["--seed", str(args.seed)]
+    if args.threads is not None:
+        cmd += ["--threads", str(args.threads)]
+    return [*cmd, "--out", NARRATOR_PLACEHOLDER]
+
+
 def _finetune(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -157,6 +185,7 @@ def _finetune(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         progress=not args.quiet,
         log=lambda m: tqdm.write(m, file=sys.stdout),
+        command=finetune_command(args),
     )
     first, best = manifest.curve[0].valid_loss, manifest.best_valid_loss
     if not is_main_process():

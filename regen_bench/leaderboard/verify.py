@@ -60,8 +60,29 @@ def _config_arg(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def recorded_command(result: Result, output: Path | str) -> list[str]:
-    """The ``regen-bench run`` arguments the result records (``regen-bench`` first)."""
+def narrator_command(result: Result, folder: Path | str) -> list[str] | None:
+    """The recorded ``narrator finetune`` command of the result's fine-tuned narrator, writing
+    ``folder``; None when the result has none (no fine-tuned narrator, or an older record)."""
+    from regen_bench.finetune_manifest import NARRATOR_PLACEHOLDER
+
+    ft = result.narration.finetune if result.narration is not None else None
+    if ft is None or not ft.command:
+        return None
+    return [str(folder) if arg == NARRATOR_PLACEHOLDER else arg for arg in ft.command]
+
+
+def recorded_command(
+    result: Result, output: Path | str, narrator: Path | str | None = None
+) -> list[str]:
+    """The ``regen-bench run`` arguments the result records (``regen-bench`` first).
+
+    Where the result records how its fine-tuned narrator was made, ``narrator.model`` names
+    ``narrator`` (default: the placeholder its fine-tuning command writes), not the folder it
+    happened to sit in on the machine that made the result."""
+    from regen_bench.finetune_manifest import NARRATOR_PLACEHOLDER
+
+    folder = str(narrator if narrator is not None else NARRATOR_PLACEHOLDER)
+    made = narrator_command(result, folder) is not None
     task, protocol = result.task, result.protocol
     cmd = ["regen-bench", "run", "--model", result.model.name, "--task", task.name]
     cmd += ["--dataset", result.dataset.name, "--seed", str(result.seeds.get("seed", 0))]
@@ -88,7 +109,8 @@ def recorded_command(result: Result, output: Path | str) -> list[str]:
                 if key == "backend_options" and isinstance(value, dict):
                     # Recorded as one block, given as narrator.<option> like any other.
                     for opt, setting in sorted(value.items()):
-                        cmd += ["--set", f"narrator.{opt}={_config_arg(setting)}"]
+                        shown = folder if made and opt == "model" else _config_arg(setting)
+                        cmd += ["--set", f"narrator.{opt}={shown}"]
                 else:
                     cmd += ["--set", f"narrator.{key}={_config_arg(value)}"]
         text = n.text_config
@@ -98,8 +120,13 @@ def recorded_command(result: Result, output: Path | str) -> list[str]:
 
 
 def command_line(result: Result) -> str:
-    """The recorded command as one shell line (output folder ``OUT``)."""
-    return shlex.join(recorded_command(result, "OUT"))
+    """The recorded command as one shell line (output folder ``OUT``), after the fine-tuning
+    of its narrator where the result records it (``narrator finetune ... && run ...``)."""
+    from regen_bench.finetune_manifest import NARRATOR_PLACEHOLDER
+
+    run = shlex.join(recorded_command(result, "OUT"))
+    ft = narrator_command(result, NARRATOR_PLACEHOLDER)
+    return run if ft is None else f"{shlex.join(ft)} && {run}"
 
 
 def file_sha256(path: Path) -> str:
@@ -243,8 +270,21 @@ def verify(
     _check_versions(result)
     with tempfile.TemporaryDirectory(prefix="regen-verify-", dir=workdir) as scratch:
         out = Path(scratch) / "out"
-        cmd = recorded_command(result, out)
+        folder = Path(scratch) / "narrator"
         shown = command_line(result)
+        ft = narrator_command(result, folder)
+        if ft is not None:  # the narrator first, fine-tuned anew as recorded
+            proc = _run(ft, log)
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+                return Verification(
+                    path,
+                    "not_run",
+                    f"fine-tuning the narrator failed ({proc.returncode}): {last}",
+                    shown,
+                    tolerance,
+                )
+        cmd = recorded_command(result, out, folder if ft is not None else None)
         proc = _run(cmd, log)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]

@@ -179,9 +179,12 @@ def _narrator_texts(
         texts[i], errors[i] = out.texts[j], out.errors[j]
     llm_model = out.model
     if ft_info is not None:
-        # Name a fine-tuned narrator by its manifest, not by the folder it happens to sit
-        # in: the same weights compare wherever they are stored, retrained ones never do.
-        llm_model = f"{ft_info.base_model}+ft.{ft_info.manifest_sha256[:12]}"
+        # Name a fine-tuned narrator by its weights, not by the folder it happens to sit in
+        # nor by its manifest (which holds dates): the same weights compare wherever they are
+        # stored and however often they are trained again; other weights never do.
+        pinned = (out.weights or {}).get("narrator", "")
+        digest = pinned.rpartition(":")[2] if pinned else ft_info.manifest_sha256
+        llm_model = f"{ft_info.base_model}+ft.{digest[:12]}"
     return _Texts(
         narrated=narrated,
         texts=texts,
@@ -220,6 +223,7 @@ def _finetune_exclusions(
         trained_users=manifest.pairs.get("train", 0),
         valid_users=manifest.pairs.get("valid", 0),
         best_valid_loss=manifest.best_valid_loss,
+        command=manifest.command,
     )
     return excluded, info
 

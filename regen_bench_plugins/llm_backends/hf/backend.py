@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regen_bench.finetune_manifest import NOT_WEIGHTS
 from regen_bench.llm import BackendError, LLMRequest, LLMResponse
 from regen_bench.weights import WeightsError, pin
 from regen_bench_plugins.llm_backends.hf.constrained import AnswerLogits, SchemaEnforcers
@@ -214,7 +215,9 @@ class HFBackend:
         local = Path(self.source).exists()
         try:
             if local:
-                return {"model": pin(self.model, self.source, ignore=(SOURCE_FILE,))}
+                # A fine-tuned folder's manifest and log hold dates and timings, not weights.
+                ignore = (SOURCE_FILE, *NOT_WEIGHTS)
+                return {"model": pin(self.model, self.source, ignore=ignore)}
             return {"model": pin(self.source)}
         except WeightsError as exc:
             raise WeightsError(f"hf backend option 'model': {exc}") from None
