@@ -39,12 +39,13 @@ def test_the_recorded_fine_tuning_command_means_what_was_given() -> None:
     assert _parse(cmd[1:]) == _parse(words)
 
 
-def _with_command(result: Result) -> Result:
+def _with_command(result: Result, given: str | None = GIVEN) -> Result:
+    """``result`` whose narrator record holds the command of ``given`` (None: none, as in a
+    record from before commands were recorded)."""
     assert result.narration is not None and result.narration.finetune is not None
-    words = shlex.split(GIVEN)
-    ft = result.narration.finetune.model_copy(
-        update={"command": finetune_command(build_parser(words).parse_args(words))}
-    )
+    words = shlex.split(given) if given else []
+    command = finetune_command(build_parser(words).parse_args(words)) if given else None
+    ft = result.narration.finetune.model_copy(update={"command": command})
     narration = result.narration.model_copy(update={"finetune": ft})
     return result.model_copy(update={"narration": narration})
 
@@ -57,7 +58,11 @@ def test_the_command_of_a_hybrid_row_fine_tunes_its_narrator_first() -> None:
     assert run.startswith("regen-bench run --model flare --task narrative ")
     assert "--set narrator.model=NARRATOR" in run and "/work/" not in line
     # Without the record (an older result) the run alone, naming the folder it used.
-    assert " && " not in verify_mod.command_line(load_result(HYBRID))
+    older = verify_mod.command_line(_with_command(load_result(HYBRID), None))
+    assert " && " not in older and "--set narrator.model=NARRATOR" not in older
+    # The published cell records the command it was made with.
+    published = verify_mod.command_line(load_result(HYBRID))
+    assert published.startswith("regen-bench narrator finetune --dataset mini --task narrative")
 
 
 def test_verify_fine_tunes_the_narrator_then_runs_with_it(
