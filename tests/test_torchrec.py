@@ -162,3 +162,59 @@ def test_short_sequences_are_kept_as_they_are() -> None:
     users = [_user(5), _user(51)]
     kept = training_windows(users, 51, 50)
     assert len(kept) == 2 and all(a is b for a, b in zip(kept, users, strict=True))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("n_items", "dim"), [(256, 64), (2000, 64), (3001, 32), (5000, 128)])
+def test_item_scores_are_bit_identical_to_the_torch_expression(
+    n_items: int, dim: int, threads: int
+) -> None:
+    torch = pytest.importorskip("torch")
+    from regen_bench_plugins.torchrec.scoring import item_scores
+
+    gen = torch.Generator().manual_seed(n_items + dim)
+    states = torch.randn(256, dim, generator=gen)
+    table = torch.randn(n_items + 1, dim, generator=gen)
+    items = table[1:]  # a row slice, as the models pass their embedding tables
+    bias = torch.randn(n_items, generator=gen)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            plain = item_scores(states, items)
+            scaled = item_scores(states, items, 0.125, bias)
+    finally:
+        torch.set_num_threads(saved)
+    assert plain.shape == (256, n_items) and plain.dtype == torch.float32
+    assert torch.equal(plain, states @ items.T)
+    assert torch.equal(scaled, (states @ items.T) * 0.125 + bias)
+
+
+def test_item_scores_keep_gradients_and_small_catalogs_on_torch() -> None:
+    torch = pytest.importorskip("torch")
+    from regen_bench_plugins.torchrec.scoring import MIN_BLAS_ITEMS, item_scores
+
+    states = torch.randn(4, 8, requires_grad=True)
+    items = torch.randn(MIN_BLAS_ITEMS, 8)
+    out = item_scores(states, items, 0.5)
+    assert out.grad_fn is not None  # training: the torch expression, differentiable
+    out.sum().backward()
+    assert states.grad is not None and torch.allclose(states.grad, 0.5 * items.sum(0).expand(4, 8))
+    small = torch.randn(5, 8)  # MKL rounds differently from OpenBLAS on tiny catalogs
+    with torch.no_grad():
+        assert torch.equal(item_scores(states, small), states @ small.T)
+
+
+def test_batched_scores_match_whatever_the_batch() -> None:
+    torch = pytest.importorskip("torch")
+    from regen_bench_plugins.torchrec.scoring import batched_scores
+
+    table = torch.arange(60, dtype=torch.float32).reshape(6, 10)
+    examples = list(range(6))
+
+    def score_batch(batch: list[int]) -> torch.Tensor:
+        return table[torch.as_tensor(batch)]
+
+    whole = batched_scores(score_batch, examples, 10, batch_size=8)  # type: ignore[arg-type]
+    split = batched_scores(score_batch, examples, 10, batch_size=4)  # type: ignore[arg-type]
+    assert np.array_equal(whole, table.numpy()) and np.array_equal(split, whole)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from regen_bench_plugins.torchrec.scoring import item_scores
+
 #: LayerNorm epsilon of BERT.
 LN_EPS = 1e-12
 
@@ -87,7 +89,7 @@ class BERT4RecNet(nn.Module):
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """Scores of every catalog item: (..., n_items)."""
         items = self.item_emb.weight[1 : self.n_items + 1]
-        return (states @ items.T) * self.logit_scale + self.out_bias
+        return item_scores(states, items, self.logit_scale, self.out_bias)
 
 
 def init_weights(module: nn.Module, hidden: int, scheme: str = "unit") -> float:

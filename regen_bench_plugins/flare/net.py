@@ -31,6 +31,7 @@ from torch import nn
 
 from regen_bench_plugins.bert4rec.net import LN_EPS, SequenceEncoder, init_weights
 from regen_bench_plugins.flare.options import FLAREOptions
+from regen_bench_plugins.torchrec.scoring import item_scores
 
 #: CUDA's memory-efficient attention kernel refuses batches of more than 65,535 rows when it
 #: draws dropout ("cannot produce valid seed and offset outputs"), and the per-step catalog
@@ -250,7 +251,7 @@ class FlareNet(nn.Module):
 
     def logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of every catalog item: (..., n_items)."""
-        return (states @ items.T) * self.logit_scale + self.out_bias
+        return item_scores(states, items, self.logit_scale, self.out_bias)
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:

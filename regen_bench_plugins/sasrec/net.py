@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from regen_bench_plugins.torchrec.scoring import item_scores
+
 #: LayerNorm epsilon of the original implementation.
 LN_EPS = 1e-8
 
@@ -115,7 +117,7 @@ class SASRecNet(nn.Module):
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """Scores of every catalog item (padding row dropped): (..., n_items)."""
-        return states @ self.item_emb.weight[1:].T
+        return item_scores(states, self.item_emb.weight[1:])
 
 
 def sample_negatives(
