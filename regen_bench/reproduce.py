@@ -52,8 +52,11 @@ LOG_DIR = "_logs"
 NARRATIVE_FIELD = "{narrative}"
 DEFAULT_THREADS = 1
 DEFAULT_JOBS = 1
-#: How a cell done by its result in the submissions folder is described (and recognised).
+#: How a cell done by its result in the submissions folder is described.
 PUBLISHED = "already published: "
+#: The states of a cell with nothing left to do: its output is here, or (a run cell) its
+#: result is already in the submissions folder.
+DONE = ("done", "published")
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,12 @@ class NarratorSpec:
     """How a grid fine-tunes its narrators (``regen-bench narrator finetune`` options)."""
 
     base_model: str
-    #: Further options of ``narrator finetune``, as on its command line.
+    #: Further options of ``narrator finetune``, as on its command line (not the held-out
+    #: share, which is the field below).
     args: tuple[str, ...] = ()
+    #: The share of users held out of fine-tuning (``--heldout-fraction``); None: the
+    #: command's default. A narrator folder made with another share is not this grid's.
+    heldout_fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -114,10 +121,10 @@ GRIDS: dict[str, GridSpec] = {
                 shlex.split(
                     "--max-history 2 --max-field-chars 40 --max-length 448 --limit-users 112 "
                     "--limit-valid 16 --batch-size 2 --epochs 1 --eval-every 14 "
-                    "--eval-batch-size 4 --lr 1e-4 --warmup-steps 4 "
-                    f"--heldout-fraction {MINI_HELDOUT}"
+                    "--eval-batch-size 4 --lr 1e-4 --warmup-steps 4"
                 )
             ),
+            heldout_fraction=MINI_HELDOUT,
         ),
         # LUMEN's CPU preset stops on a 30-minute clock, so how far it trains depends on the
         # machine's load; a published cell stops at a fixed step count instead (the steps the
@@ -237,6 +244,11 @@ def _narrator_cell(s: Settings, grid: GridSpec, task: str, narrative: str) -> Ce
         str(s.threads),
         "-q",
         *grid.narrator.args,
+        *(
+            ("--heldout-fraction", str(grid.narrator.heldout_fraction))
+            if grid.narrator.heldout_fraction is not None
+            else ()
+        ),
     )
     return Cell(
         f"narrator/{task}/{narrative}", "narrator", args, out, task=task, narrative=narrative
@@ -404,10 +416,10 @@ def _narrator_state(cell: Cell, s: Settings, narrator: NarratorSpec) -> tuple[st
     from regen_bench.finetune_manifest import UserPartition, read_manifest
 
     base_model = narrator.base_model
-    flag = "--heldout-fraction"
-    args = list(narrator.args)
     heldout_fraction = (
-        float(args[args.index(flag) + 1]) if flag in args else UserPartition.heldout_fraction
+        UserPartition.heldout_fraction
+        if narrator.heldout_fraction is None
+        else narrator.heldout_fraction
     )
 
     if not cell.output.exists():
@@ -491,19 +503,20 @@ def _run_state(cell: Cell, s: Settings, by_id: Mapping[str, Cell]) -> tuple[str,
         return status, why
     found, _ = _result_state(published, cell, s, by_id, local=False)
     if found == "done":
-        return "done", f"{PUBLISHED}{published}"
+        return "published", f"{PUBLISHED}{published}"
     return status, why
 
 
 def _narrator_needed(cell: Cell, s: Settings, by_id: Mapping[str, Cell]) -> bool:
     """Whether some run cell of the plan that uses narrator ``cell`` is still to run."""
     users = [c for c in by_id.values() if cell.id in c.depends_on]
-    return not users or any(_run_state(c, s, by_id)[0] != "done" for c in users)
+    return not users or any(_run_state(c, s, by_id)[0] not in DONE for c in users)
 
 
 def state(cell: Cell, s: Settings, grid: GridSpec, by_id: Mapping[str, Cell]) -> tuple[str, str]:
-    """``("done" | "todo" | "conflict", why)``: whether ``cell``'s output is already there
-    and made with the cell's settings (done), missing or invalid or stale (todo: run it), or
+    """``("done" | "published" | "todo" | "conflict", why)``: whether ``cell``'s output is
+    already there and made with the cell's settings (done), or its valid result is already in
+    the submissions folder (published), missing or invalid or stale (todo: run it), or
     a narrator folder in the way that is not this cell's (conflict: it fails, naming it)."""
     if cell.kind == "narrator":
         status, why = _narrator_state(cell, s, grid.narrator)
@@ -522,6 +535,8 @@ class Outcome:
     status: Literal["ran", "skipped", "failed", "blocked"]
     detail: str = ""
     elapsed_s: float = 0.0
+    #: Skipped because its result is already in the submissions folder (nothing to submit).
+    published: bool = False
 
 
 @dataclass
@@ -618,8 +633,8 @@ def run_cells(
                     continue  # a dependency is still to run (or running)
                 pending.remove((index, cell))
                 status, why = state(cell, s, grid, by_id)
-                if status == "done":
-                    finish(Outcome(cell, "skipped", why), index)
+                if status in DONE:
+                    finish(Outcome(cell, "skipped", why, published=status == "published"), index)
                 elif status == "conflict":
                     finish(Outcome(cell, "failed", f"{why}; remove it to fine-tune again"), index)
                 else:
@@ -667,7 +682,7 @@ def describe(cells: Sequence[Cell], s: Settings, grid: GridSpec) -> list[str]:
     for i, cell in enumerate(cells, start=1):
         status, _why = state(cell, s, grid, by_id)
         after = f"  after: {', '.join(cell.depends_on)}" if cell.depends_on else ""
-        done = "  (done: would be skipped)" if status == "done" else ""
+        done = "  (done: would be skipped)" if status in DONE else ""
         lines.append(f"[{i}/{len(cells)}] {cell.id}{after}{done}")
         lines.append(f"    {cell.command_line()}")
     return lines
@@ -782,7 +797,7 @@ def submit_and_build(
     for o in outcomes:
         if o.cell.kind != "run" or o.status not in ("ran", "skipped"):
             continue
-        if o.detail.startswith(PUBLISHED):
+        if o.published:
             continue  # its result is the submission itself (what OUT holds may be stale)
         try:
             submit(

@@ -401,7 +401,7 @@ def test_a_narrator_whose_cells_are_all_done_is_not_fine_tuned(
 
     def published_a(cell: Cell, s: Settings, by_id: object) -> tuple[str, str]:
         done = cell.id == "conversational/x__a" or cell.output.exists()
-        return ("done", "already published: subs") if done else ("todo", "no result yet")
+        return ("published", "already published: subs") if done else ("todo", "no result yet")
 
     monkeypatch.setattr(rp, "_run_state", published_a)
     lines: list[str] = []
