@@ -77,15 +77,17 @@ def column(dom: str, table: int, col: int) -> list[str]:
 
 
 def shoot(browser: str, source: Path, png: Path, width: int, height: int) -> None:
-    """A ``width`` x ``height`` screenshot of ``source`` (framed when narrower than Chromium
-    allows, then cropped to the frame if Pillow is there)."""
-    if width >= MIN_WINDOW:
-        run(browser, f"--window-size={width},{height}", f"--screenshot={png}", source.as_uri())
-        return
+    """A ``width`` x ``height`` screenshot of ``source``, always shown in a frame: headless
+    Chromium paints a blank shot of a top-level page that scrolled itself (the "after" page
+    scrolls its table into view), not of a scrolled frame. Cropped to the frame if Pillow is
+    there when the frame is narrower than Chromium's smallest window."""
     page = html.escape(source.read_text(encoding="utf-8"))
     framed = source.with_name(f"framed-{source.name}")
     framed.write_text(FRAME % {"width": width, "height": height, "page": page}, "utf-8")
-    run(browser, f"--window-size={MIN_WINDOW},{height}", f"--screenshot={png}", framed.as_uri())
+    window = max(width, MIN_WINDOW)
+    run(browser, f"--window-size={window},{height}", f"--screenshot={png}", framed.as_uri())
+    if width >= MIN_WINDOW:
+        return
     try:
         from PIL import Image
     except ImportError:
