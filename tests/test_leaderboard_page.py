@@ -24,7 +24,7 @@ import pytest
 
 from regen_bench.cli import main
 from regen_bench.leaderboard import Submission, build, collect, group_results
-from regen_bench.leaderboard.html import render_html
+from regen_bench.leaderboard.html import render_html, svg_scatter
 from regen_bench.leaderboard.tables import main_table, ranking_tables
 from regen_bench.leaderboard.verify import command_line
 from regen_bench.results import load_result
@@ -262,3 +262,68 @@ def test_paper_layout_labels_every_narrating_task_from_the_registry(
         assert f'href="../submissions/toy/{sub.result.task.name}/popularity__' in page
         assert html.escape(command_line(sub.result)) in page
         assert f"<td>{sub.result.created[:10]}</td><td>{sub.result.harness_version}</td>" in page
+
+
+def _published(task: str, name: str) -> Any:
+    return load_result(SUBMISSIONS / "mini" / task / f"{name}.json")
+
+
+def test_fine_tuned_narrators_of_both_blocks_share_one_column() -> None:
+    """Each task and narrative type fine-tunes its own narrator (different weights digests);
+    Table 4's layout still has one column per narrative type x model, holding both blocks,
+    in the paper's column order; the ranking tables keep each narrator's digest."""
+    plain = _published("narrative", "flare__purchase_reason")
+    critiqued = _published("conversational", "flare__purchase_reason")
+    summary = _published("narrative", "flare__user_summary")
+    assert plain.narration and critiqued.narration
+    assert plain.narration.llm_model != critiqued.narration.llm_model  # two narrators
+    (group,) = group_results([summary, critiqued, plain])
+    table = main_table(group)
+    assert list(table.columns)[2:] == [
+        "Purchase Reason · flare + hf/smollm2 (fine-tuned)",
+        "User Summary · flare + hf/smollm2 (fine-tuned)",
+    ]
+    bleu = table[table["Metric"] == "BLEU"].set_index("Task")
+    reason = bleu["Purchase Reason · flare + hf/smollm2 (fine-tuned)"]
+    assert reason["narrative (Hist. → ID + Narrative)"] == f"{plain.metrics['bleu']:.2f}"
+    assert reason["conversational (Hist. + Critique → ID + Narrative)"] == (
+        f"{critiqued.metrics['bleu']:.2f}"
+    )
+    models = {m for _, df in ranking_tables(group) for m in df["Model"]}
+    assert f"flare + hf/{plain.narration.llm_model}" in models
+
+
+def test_two_narrators_of_one_cell_are_never_merged_into_one_label() -> None:
+    """Two fine-tuned narrators of one base model for the same task and narrative type would
+    share the short label; the table then names both by digest, so neither hides the other."""
+    plain = _published("narrative", "flare__purchase_reason")
+    assert plain.narration is not None
+    other = plain.model_copy(
+        update={
+            "narration": plain.narration.model_copy(
+                update={"llm_model": "smollm2+ft.0123456789ab"}
+            ),
+            "metrics": {**plain.metrics, "bleu": 1.0},
+        }
+    )
+    (group,) = group_results([plain, other])
+    table = main_table(group)
+    assert sorted(table.columns[2:]) == [
+        "Purchase Reason · flare + hf/smollm2+ft.0123456789ab",
+        f"Purchase Reason · flare + hf/{plain.narration.llm_model}",
+    ]
+    bleu = table[table["Metric"] == "BLEU"].iloc[0, 2:].tolist()
+    assert sorted(bleu) == sorted(["1.00", f"{plain.metrics['bleu']:.2f}"])
+
+
+def test_figure_numbers_every_point_and_lists_them_under_the_plot() -> None:
+    """Twenty points (a full grid) get twenty numbered marks and legend lines, with values;
+    the drawing grows to hold them rather than cutting the legend off."""
+    points = [(f"model {i} (task, narrative)", 0.01 * i, 2.0 * i) for i in range(1, 21)]
+    svg = svg_scatter("Recall@10", "ROUGE-L", points)
+    assert svg.count("<circle") == 20
+    legend = re.findall(r'<text x="60" y="(\d+)" fill="[^"]+">(\d+)\. ([^<]+)</text>', svg)
+    assert [int(n) for _, n, _ in legend] == list(range(1, 21))
+    assert legend[0][2] == "model 1 (task, narrative) (0.0100, 2.0000)"
+    height = int(re.search(r'height="(\d+)"', svg).group(1))  # type: ignore[union-attr]
+    assert max(int(y) for y, _, _ in legend) < height

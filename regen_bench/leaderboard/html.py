@@ -20,8 +20,10 @@ from urllib.parse import quote
 
 from regen_bench.leaderboard.submissions import Submission
 from regen_bench.leaderboard.tables import (
+    MAIN_TABLE_NOTE,
     NARRATIVE_LABELS,
     Group,
+    column_label,
     group_results,
     main_table,
     model_label,
@@ -124,7 +126,7 @@ def figure_points(group: Group) -> tuple[str, str, list[tuple[str, float, float]
     if convo:
         pts = [
             (
-                f"{model_label(r)} ({r.task.narrative_type})",
+                f"{column_label(r)} ({r.task.name}, {r.task.narrative_type})",
                 r.metrics["recall@10"],
                 r.metrics["rougeL"],
             )
@@ -139,12 +141,15 @@ def figure_points(group: Group) -> tuple[str, str, list[tuple[str, float, float]
 
 
 def svg_scatter(xlabel: str, ylabel: str, points: list[tuple[str, float, float]]) -> str:
-    """A small labelled scatter plot as inline SVG.
+    """A small labelled scatter plot as inline SVG: each point numbered, and a legend of
+    numbered labels under the plot (a grid has dozens of points, more than colours tell apart,
+    and labels too long for a side legend).
 
     Hand-written rather than matplotlib: a few dozen lines give byte-identical output with no
     embedded dates or random ids, and no plotting dependency.
     """
-    w, h, left, right, top, bottom = 640, 360, 60, 200, 20, 45
+    w, plot_h, left, right, top, bottom, line = 640, 360, 60, 20, 20, 45, 15
+    h = plot_h + line * len(points) + 5
     xs = [p[1] for p in points] or [0.0]
     ys = [p[2] for p in points] or [0.0]
     xmax = max(max(xs) * 1.1, 1e-9)
@@ -154,39 +159,39 @@ def svg_scatter(xlabel: str, ylabel: str, points: list[tuple[str, float, float]]
         return left + (w - left - right) * v / xmax
 
     def sy(v: float) -> float:
-        return h - bottom - (h - top - bottom) * v / ymax
+        return plot_h - bottom - (plot_h - top - bottom) * v / ymax
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
         f'viewBox="0 0 {w} {h}" role="img" aria-label="{html.escape(ylabel)} vs '
         f'{html.escape(xlabel)}" font-size="11" font-family="system-ui,sans-serif">',
-        f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" '
-        'fill="#fafafc" stroke="#999"/>',
+        f'<rect x="{left}" y="{top}" width="{w - left - right}" '
+        f'height="{plot_h - top - bottom}" fill="#fafafc" stroke="#999"/>',
     ]
     for i in range(5):
         xv, yv = xmax * i / 4, ymax * i / 4
         out.append(
-            f'<text x="{sx(xv):.1f}" y="{h - bottom + 14}" text-anchor="middle">{xv:.3g}</text>'
+            f'<text x="{sx(xv):.1f}" y="{plot_h - bottom + 14}" text-anchor="middle">'
+            f"{xv:.3g}</text>"
         )
         out.append(f'<text x="{left - 5}" y="{sy(yv) + 4:.1f}" text-anchor="end">{yv:.3g}</text>')
     out.append(
-        f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">'
+        f'<text x="{(left + w - right) / 2}" y="{plot_h - 8}" text-anchor="middle">'
         f"{html.escape(xlabel)}</text>"
     )
     out.append(
-        f'<text transform="translate(14 {(top + h - bottom) / 2}) rotate(-90)" '
+        f'<text transform="translate(14 {(top + plot_h - bottom) / 2}) rotate(-90)" '
         f'text-anchor="middle">{html.escape(ylabel)}</text>'
     )
     palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b")
-    for i, (label, x, y) in enumerate(sorted(points)):
-        color = palette[i % len(palette)]
+    for i, (label, x, y) in enumerate(sorted(points), start=1):
+        color = palette[(i - 1) % len(palette)]
+        tip = f"<title>{i}. {html.escape(label)}: {x:.4f}, {y:.4f}</title>"
+        out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{color}">{tip}</circle>')
+        out.append(f'<text x="{sx(x) + 7:.1f}" y="{sy(y) - 5:.1f}" fill="{color}">{i}</text>')
         out.append(
-            f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{color}">'
-            f"<title>{html.escape(label)}: {x:.4f}, {y:.4f}</title></circle>"
-        )
-        out.append(
-            f'<text x="{w - right + 10}" y="{top + 14 * (i + 1)}" fill="{color}">'
-            f"● {html.escape(label)}</text>"
+            f'<text x="{left}" y="{plot_h + line * i}" fill="{color}">'
+            f"{i}. {html.escape(label)} ({x:.4f}, {y:.4f})</text>"
         )
     out.append("</svg>")
     return "\n".join(out)
@@ -219,11 +224,7 @@ def _group_section(
     out.append(f"<p>Protocol key: <code>{_esc(g.protocol)}</code></p>")
     if g.text:
         out.append(f"<p>Text-metric key: <code>{_esc(g.text)}</code></p>")
-    out.append(
-        '<p class="note">Rows: task x metric; columns: narrative type x model (as in the '
-        "paper's Tables 4 and 5). Ranking metrics of a model do not depend on the narrative "
-        "type.</p>"
-    )
+    out.append(f'<p class="note">{_esc(MAIN_TABLE_NOTE)}</p>')
     out.append(_df_table(main_table(g), cls="main"))
     fid = ids(sid, "figure")
     xlabel, ylabel, pts = figure_points(g)

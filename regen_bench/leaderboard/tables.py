@@ -41,6 +41,14 @@ METRIC_LABELS = {
     "semantic_similarity": "Sem. Sim.",
     "bertscore_f1": "BERTScore F1",
 }
+#: Column order of the paper's Tables 4 and 5; other narrative types follow in schema order.
+PAPER_NARRATIVES = (
+    "purchase_reason",
+    "user_summary",
+    "product_endorsement",
+    "purchase_explanation",
+    "user_summary_long",
+)
 #: Rows of the paper-style table (Tables 4 and 5) per task.
 MAIN_RANKING = ("recall@10", "ndcg@10", "mrr")
 MAIN_TEXT = ("bleu", "rougeL", "semantic_similarity", "bertscore_f1")
@@ -54,6 +62,13 @@ RANKING_COLUMNS = (
     "critiqued/ndcg@10",
 )
 RANKING_ONLY = "ranking only"
+#: The note under every paper-style table (Markdown and HTML pages).
+MAIN_TABLE_NOTE = (
+    "Rows: task x metric; columns: narrative type x model (as in the paper's Tables 4 and 5). "
+    "Ranking metrics of a model do not depend on the narrative type. A fine-tuned narrator is "
+    "trained for each task and narrative type: its column names the base model, and the "
+    "ranking tables below name each narrator by its weights digest."
+)
 
 
 def _fmt(metric: str, value: float | None) -> str:
@@ -82,6 +97,37 @@ def model_label(result: Result) -> str:
     if n is None or n.backend is None:
         return result.model.name
     return f"{result.model.name} + {n.backend}/{n.llm_model}"
+
+
+def column_label(result: Result) -> str:
+    """Paper-table column label: :func:`model_label`, with a fine-tuned narrator named by its
+    base model (``flare + hf/smollm2 (fine-tuned)``) rather than by its weights digest.
+
+    Each task and narrative type fine-tunes its own narrator, so the digests of one column's
+    blocks (with and without the critique) differ; the ranking tables keep the digest.
+    """
+    n = result.narration
+    if n is None or n.backend is None or n.finetune is None:
+        return model_label(result)
+    return f"{result.model.name} + {n.backend}/{n.finetune.base_model} (fine-tuned)"
+
+
+def _column_labels(convo: list[Result]) -> dict[int, str]:
+    """:func:`column_label` of each narrating result (by ``id``), or its :func:`model_label`
+    where two results of one task and narrative type would share a short label (two fine-tuned
+    narrators of one base model): a cell never silently hides another."""
+    short = {id(r): column_label(r) for r in convo}
+    seen: dict[tuple[str, str, str], set[str]] = {}
+    for r in convo:
+        key = (r.task.name, r.task.narrative_type or "", short[id(r)])
+        seen.setdefault(key, set()).add(model_label(r))
+    clash = {(narr, label) for (_t, narr, label), full in seen.items() if len(full) > 1}
+    return {
+        id(r): model_label(r)
+        if (r.task.narrative_type or "", short[id(r)]) in clash
+        else short[id(r)]
+        for r in convo
+    }
 
 
 @dataclass
@@ -122,6 +168,12 @@ def _pandas() -> Any:
     return pd
 
 
+def _paper_order(narrative_type: str) -> tuple[int, int]:
+    if narrative_type in PAPER_NARRATIVES:
+        return (0, PAPER_NARRATIVES.index(narrative_type))
+    return (1, NARRATIVE_TYPES.index(narrative_type))
+
+
 def main_table(group: Group) -> pd.DataFrame:
     """The paper's layout: rows task x metric, columns narrative type x model.
 
@@ -132,11 +184,12 @@ def main_table(group: Group) -> pd.DataFrame:
     pd = _pandas()
     ranking = {(r.task.name, r.model.name): r for r in group.results if r.narration is None}
     convo = [r for r in group.results if r.narration is not None]
-    cells = {(r.task.name, r.task.narrative_type or "", model_label(r)): r for r in convo}
-    narratives = sorted({r.task.narrative_type or "" for r in convo}, key=NARRATIVE_TYPES.index)
+    labels = _column_labels(convo)
+    cells = {(r.task.name, r.task.narrative_type or "", labels[id(r)]): r for r in convo}
+    narratives = sorted({r.task.narrative_type or "" for r in convo}, key=_paper_order)
     columns: list[tuple[str, str, str]] = []  # narrative type, model, label
     for narr in narratives:
-        pairs = {(r.model.name, model_label(r)) for r in convo if r.task.narrative_type == narr}
+        pairs = {(r.model.name, labels[id(r)]) for r in convo if r.task.narrative_type == narr}
         columns += [(narr, model, label) for model, label in sorted(pairs)]
     with_text = {r.model.name for r in convo}
     for model in sorted({m for _, m in ranking} - with_text):
@@ -281,8 +334,7 @@ def render_markdown(dataset: str, subs: list[Submission], root: Path) -> str:
             lines += ["", f"Text-metric key: {_md_code(g.text)}"]
         lines += [
             "",
-            "Rows: task x metric; columns: narrative type x model (as in the paper's Tables 4 "
-            "and 5). Ranking metrics of a model do not depend on the narrative type.",
+            MAIN_TABLE_NOTE,
             "",
             _markdown_table(main_table(g)),
         ]
