@@ -327,3 +327,5 @@ def test_figure_numbers_every_point_and_lists_them_under_the_plot() -> None:
     assert legend[0][2] == "model 1 (task, narrative) (0.0100, 2.0000)"
     height = int(re.search(r'height="(\d+)"', svg).group(1))  # type: ignore[union-attr]
     assert max(int(y) for y, _, _ in legend) < height
+    ticks = re.findall(r'text-anchor="(?:middle|end)">([0-9.]+)</text>', svg)
+    assert ticks == ["0", "0", "0.06", "20", "0.12", "40", "0.18", "60", "0.24", "80"]

@@ -11,6 +11,7 @@ every table; wide tables scroll inside their own box, so a phone-width page neve
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Sequence
 from functools import cache
@@ -140,6 +141,14 @@ def figure_points(group: Group) -> tuple[str, str, list[tuple[str, float, float]
     return "Recall@10", "MRR", pts
 
 
+def _tick_step(top: float) -> float:
+    """The smallest round step (1, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) of which four reach
+    ``top``: axis ticks read 0, 0.1, 0.2, ... rather than 0.0809, 0.162, ..."""
+    raw = max(top, 1e-9) / 4
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= raw * (1 - 1e-12))
+
+
 def svg_scatter(xlabel: str, ylabel: str, points: list[tuple[str, float, float]]) -> str:
     """A small labelled scatter plot as inline SVG: each point numbered, and a legend of
     numbered labels under the plot (a grid has dozens of points, more than colours tell apart,
@@ -152,8 +161,8 @@ def svg_scatter(xlabel: str, ylabel: str, points: list[tuple[str, float, float]]
     h = plot_h + line * len(points) + 5
     xs = [p[1] for p in points] or [0.0]
     ys = [p[2] for p in points] or [0.0]
-    xmax = max(max(xs) * 1.1, 1e-9)
-    ymax = max(max(ys) * 1.1, 1e-9)
+    xmax = 4 * _tick_step(max(xs) * 1.05)
+    ymax = 4 * _tick_step(max(ys) * 1.05)
 
     def sx(v: float) -> float:
         return left + (w - left - right) * v / xmax
@@ -169,12 +178,11 @@ def svg_scatter(xlabel: str, ylabel: str, points: list[tuple[str, float, float]]
         f'height="{plot_h - top - bottom}" fill="#fafafc" stroke="#999"/>',
     ]
     for i in range(5):
-        xv, yv = xmax * i / 4, ymax * i / 4
+        xv, yv = round(xmax * i / 4, 12), round(ymax * i / 4, 12)
         out.append(
-            f'<text x="{sx(xv):.1f}" y="{plot_h - bottom + 14}" text-anchor="middle">'
-            f"{xv:.3g}</text>"
+            f'<text x="{sx(xv):.1f}" y="{plot_h - bottom + 14}" text-anchor="middle">{xv:g}</text>'
         )
-        out.append(f'<text x="{left - 5}" y="{sy(yv) + 4:.1f}" text-anchor="end">{yv:.3g}</text>')
+        out.append(f'<text x="{left - 5}" y="{sy(yv) + 4:.1f}" text-anchor="end">{yv:g}</text>')
     out.append(
         f'<text x="{(left + w - right) / 2}" y="{plot_h - 8}" text-anchor="middle">'
         f"{html.escape(xlabel)}</text>"
