@@ -63,6 +63,12 @@ def test_the_command_of_a_hybrid_row_fine_tunes_its_narrator_first() -> None:
     # The published cell records the command it was made with.
     published = verify_mod.command_line(load_result(HYBRID))
     assert published.startswith("regen-bench narrator finetune --dataset mini --task narrative")
+    # Each narrator option is given once: no stale model label overridden later on the line.
+    words = shlex.split(published.split(" && ")[1])
+    given = [words[i + 1].split("=")[0] for i, w in enumerate(words) if w == "--set"]
+    narrator = [key for key in given if key.startswith("narrator.")]
+    assert len(narrator) == len(set(narrator)) and "narrator.backend" in narrator
+    assert "--set narrator.model=NARRATOR" in published and "+ft." not in published
 
 
 def test_verify_fine_tunes_the_narrator_then_runs_with_it(

@@ -100,11 +100,17 @@ def recorded_command(
     n = result.narration
     if n is not None:
         if n.generator == "narrator":
-            if n.backend:
+            # The recorded narrator config names backend and condition, its backend options
+            # the model as given (e.g. the fine-tuned folder); the summary fields fill in only
+            # what they lack, so no option is given twice.
+            options = n.config.get("backend_options")
+            given = {**n.config, **(options if isinstance(options, dict) else {})}
+            if n.backend and "backend" not in given:
                 cmd += ["--set", f"narrator.backend={n.backend}"]
-            if n.llm_model:
-                cmd += ["--set", f"narrator.model={n.llm_model}"]
-            cmd += ["--set", f"narrator.condition={n.condition}"]
+            if "model" not in given and (made or n.llm_model):
+                cmd += ["--set", f"narrator.model={folder if made else n.llm_model}"]
+            if "condition" not in given:
+                cmd += ["--set", f"narrator.condition={n.condition}"]
             for key, value in sorted(n.config.items()):
                 if key == "backend_options" and isinstance(value, dict):
                     # Recorded as one block, given as narrator.<option> like any other.
