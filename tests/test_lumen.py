@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +284,55 @@ def test_lumen_honours_the_plugin_contracts(backbone_dir: Path) -> None:
         "micro_batch": 2,
     }
     check_model_plugin("lumen", config=config, tasks=["sequential"])
+
+
+def test_a_kept_fit_resumes_a_run_with_the_numbers_of_training_anew(
+    backbone_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A LUMEN run killed after training starts again from its kept fit (``--fit-cache``):
+    the same samples, narratives, metrics and records as training anew; another narrative
+    type never reuses it (its text loss trained on other references)."""
+    records = [
+        make_record(
+            f"U{u}",
+            [f"A{(u + k) % 6 + 1}" for k in range(5)],
+            {2: "in black please"},
+            product_endorsement=f"great pen for my desk {u % 3}",
+            purchase_reason="about my desk",
+        )
+        for u in range(12)
+    ]
+    path = tmp_path / "toy.jsonl"
+    write_records(records, path)
+    # Frozen bottom layer, trained top layer: the kept fit must also restore what trains.
+    options = [f"backbone={backbone_dir}", "device=cpu", "epochs=2", "max_new_tokens=4"]
+    options += ["max_history=3", "train_layers=1", "text_heldout_fraction=0.5"]
+
+    def run(out: str, narrative: str = "product_endorsement", cache: bool = True) -> Any:
+        args = ["run", "--model", "lumen", "--task", "conversational", "--narrative", narrative]
+        args += ["--dataset", str(path), "--output", str(tmp_path / out), "-q"]
+        args += ["--embedder", "none", "--bertscore-model", "none", "--threads", "1"]
+        args += ["--set", f"narrative={narrative}"]
+        if cache:
+            args += ["--fit-cache", str(tmp_path / "fits")]
+        for kv in options:
+            args += ["--set", kv]
+        assert main(args) == 0
+        folder = tmp_path / out / "toy" / "conversational"
+        result = json.loads((folder / f"lumen__{narrative}.json").read_text())
+        return result, (folder / f"lumen__{narrative}.samples.jsonl").read_bytes()
+
+    first, first_samples = run("a")
+    [entry] = sorted((tmp_path / "fits").iterdir())
+    assert "fit cache: kept" in capsys.readouterr().err
+    reused, reused_samples = run("b")
+    assert "fit cache: reused" in capsys.readouterr().err
+    fresh, fresh_samples = run("c", cache=False)
+    assert reused_samples == fresh_samples == first_samples
+    assert any(json.loads(line)["generated"] for line in reused_samples.splitlines())
+    for key in ("metrics", "signature", "narration"):
+        assert reused[key] == fresh[key], key
+    assert reused["model"] == fresh["model"]  # options, backbone source, trainable parameters
+    assert reused["fit_log"] == first["fit_log"] and reused["fit_reused"]["file"] == entry.name
+    other, _ = run("d", narrative="purchase_reason")
+    assert "fit_reused" not in other and len(list((tmp_path / "fits").iterdir())) == 2

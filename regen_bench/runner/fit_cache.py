@@ -4,7 +4,11 @@ A narrating task ranks exactly as its ranking twin (``narrative`` as ``sequentia
 ``conversational`` as ``critique``, :func:`~regen_bench.runner.config.ranking_twin`), so a
 model that writes no text of its own is trained on the same inputs in both, once per narrative
 type. Trained once and kept here, the five narrative types of a grid (and a ``--limit`` check)
-reuse one fit: FLARE's 23-minute training on ``mini`` runs once instead of six times.
+reuse one fit: FLARE's 23-minute training on ``mini`` runs once instead of six times. A model
+that writes text (LUMEN) trains on one narrative type's references, so its key names that
+type: nothing is shared between cells, but a run killed after training (a LUMEN cell of the
+``mini`` grid trains for about half an hour, then ranks and writes for over an hour) starts
+again from the kept fit.
 
 An entry is a folder ``DIR/<model>-<key>/``: the model's own checkpoint (``model/``, written by
 its ``save(path)`` and read by its ``load(path)``, safetensors and JSON; no pickle is read) and
@@ -13,13 +17,16 @@ global random generators (Python's, numpy's, torch's) right after training, rest
 The key names everything a fit depends on: the harness and plugin versions, the model and its
 options, the dataset's fingerprint, what the task shows (history alone, or with critiques), a
 digest of the training sequences and validation examples as the model receives them (reference
-narratives excluded: a model that writes no text never reads them), the seed and torch's thread
-count. So a run that reuses a fit writes the same samples, narratives and metrics as one that
+narratives excluded: a model that writes no text never reads them; one that does is keyed by
+the narrative type, whose references the dataset's fingerprint fixes), the seed and torch's
+thread count. So a run that reuses a fit writes the same samples, narratives and metrics as one that
 trains anew (``tests/test_fit_cache.py`` compares them byte for byte); ``leaderboard verify``
 always trains anew, in a scratch folder.
 
-Only models with ``save``/``load`` are kept (the torch recommenders); the others train in
-seconds. An unreadable or foreign entry is trained anew and replaced.
+Only models with ``save``/``load`` are kept (the torch recommenders, LUMEN); the others train
+in seconds. A model whose scoring reads the training users themselves (LUMEN's prompts show
+their ratings and reviews) gets them after a load through its ``use_users(train)``, as
+``fit`` would have. An unreadable or foreign entry is trained anew and replaced.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +46,7 @@ from typing import Any
 import numpy as np
 
 import regen_bench
+from regen_bench.data.dataset import UserSequence
 from regen_bench.fileio import atomic_write
 from regen_bench.model import Model
 from regen_bench.tasks import TaskData
@@ -62,6 +70,14 @@ class FitRecord:
 def keeps_checkpoints(model: Model) -> bool:
     """Whether ``model`` can be kept: it has the checkpoint methods ``save`` and ``load``."""
     return callable(getattr(model, "save", None)) and callable(getattr(model, "load", None))
+
+
+def give_users(model: Model, train: Sequence[UserSequence]) -> None:
+    """Hand a model restored from an entry the training users that ``fit`` would have given
+    it, where it reads them while scoring (it has ``use_users``)."""
+    use = getattr(model, "use_users", None)
+    if callable(use):
+        use(train)
 
 
 def _data_digest(data: TaskData) -> str:
@@ -97,9 +113,12 @@ def key_fields(
     fingerprint: str,
     data: TaskData,
     seed: int,
+    narrative: str | None = None,
 ) -> dict[str, Any]:
-    """Everything a fit depends on (what the key hashes, and what an entry records)."""
-    return {
+    """Everything a fit depends on (what the key hashes, and what an entry records);
+    ``narrative``: the references a model that writes text trained on (None for the others,
+    whose keys then stay as they were)."""
+    fields = {
         "format": FORMAT,
         "harness": regen_bench.__version__,
         "model": model,
@@ -112,6 +131,9 @@ def key_fields(
         "seed": seed,
         "threads": torch_threads(),
     }
+    if narrative is not None:
+        fields["narrative"] = narrative
+    return fields
 
 
 def entry_path(folder: str | os.PathLike[str], fields: dict[str, Any]) -> Path:

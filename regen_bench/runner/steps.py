@@ -205,8 +205,8 @@ def model_weights(model: Model, name: str) -> dict[str, str]:
 
 def fit(prepared: Prepared, *, log: Log = _quiet) -> Fitted:
     """Seed, build the model from its factory, pin the weights it loaded and train it on the
-    training split; with ``config.fit_cache``, load (or keep) the fit of a model that writes no
-    text instead (:mod:`~regen_bench.runner.fit_cache`)."""
+    training split; with ``config.fit_cache``, load (or keep) its fit instead
+    (:mod:`~regen_bench.runner.fit_cache`)."""
     config = prepared.config
     model = build_model(
         prepared.entry, prepared.dataset.catalog, config.seed, config.model_options()
@@ -221,6 +221,7 @@ def fit(prepared: Prepared, *, log: Log = _quiet) -> Fitted:
     if cache is not None:
         record = fit_cache.load(*cache, model, log)
         if record is not None:
+            fit_cache.give_users(model, prepared.data.train)
             loaded = time.perf_counter()
             log(f"fit cache: reused {cache[0]} (trained {record.trained} in {record.fit_s:.1f}s)")
             reuse = FitReuse(
@@ -245,11 +246,11 @@ def fit(prepared: Prepared, *, log: Log = _quiet) -> Fitted:
 def _fit_cache_fields(
     prepared: Prepared, model: Model, log: Log
 ) -> tuple[Path, dict[str, Any]] | None:
-    """Where the fit of this run is kept and what its key holds; None without a cache, for a
-    model that writes text (its training depends on the narrative type) or one without
-    checkpoints (``save``/``load``)."""
+    """Where the fit of this run is kept and what its key holds; None without a cache or for a
+    model without checkpoints (``save``/``load``). The key of a model that writes text names
+    the narrative type too: its text loss trained on those references."""
     config, entry = prepared.config, prepared.entry
-    if config.fit_cache is None or entry.meta.get("generates_text", False):
+    if config.fit_cache is None:
         return None
     if not fit_cache.keeps_checkpoints(model):
         log(f"fit cache: model '{config.model}' has no checkpoints (save/load); trained as usual")
@@ -263,6 +264,7 @@ def _fit_cache_fields(
         fingerprint=prepared.dataset.fingerprint,
         data=prepared.data,
         seed=config.seed,
+        narrative=prepared.data.narrative_type if entry.meta.get("generates_text", False) else None,
     )
     return fit_cache.entry_path(config.fit_cache, fields), fields
 

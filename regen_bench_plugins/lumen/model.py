@@ -20,6 +20,7 @@ of the held-out users only. On a task without critiques the prompts carry no cri
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -306,6 +307,34 @@ class Lumen(Model):
             seed=self.seed,
             fit_log=self.fit_log,
         )
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Restore what :meth:`fit` left from a folder :meth:`save` wrote (the runner's fit
+        cache): the trained weights, the training log and what it records (critique fields,
+        text users), and what trains (for :meth:`num_parameters`).
+
+        Unlike the ``checkpoint`` option, this model's options and backbone source stay as
+        built, so its records read as after training; a folder saved with other options is
+        refused. The training users come separately (:meth:`use_users`).
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        folder = Path(path)
+        meta = read_meta(folder, self.catalog)
+        saved = {k: v for k, v in self.opts.as_dict().items() if k not in RUNTIME_KEYS}
+        if meta.get("options") != json.loads(json.dumps(saved)):
+            raise ValueError(f"{folder}: saved with other lumen options than this model's")
+        backbone = folder / BACKBONE_DIR
+        trained = AutoModelForCausalLM.from_pretrained(str(backbone), dtype=torch.float32)
+        self.net.backbone.load_state_dict(trained.state_dict())
+        load_item_tables(self.net, folder)
+        self.net.freeze(self.opts.train_layers, self.opts.train_item_emb)
+        self.net.to(self.device).eval()
+        self.fit_log = dict(meta.get("fit_log", {}))
+        self.show_critiques = bool(self.fit_log.get(CRITIQUES_KEY, True))
+        self.text_users = self.fit_log.get(TEXT_USERS_KEY)
+        self.start_counts = {"decoded": 0, "forced": 0}
 
     def config(self) -> dict[str, Any]:
         from regen_bench_plugins.lumen.prompt import PROMPT_VERSION
