@@ -103,10 +103,11 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fit-cache",
         metavar="DIR",
-        help="reuse a trained model: a model that writes no text looks in DIR for a fit made "
-        "with the same model, options, dataset, task inputs (history, critiques), seed and "
-        "threads, and keeps its own fit there otherwise; the numbers are those of training "
-        "anew and the result records the reuse (`reproduce` uses OUT/<dataset>/_fits)",
+        help="reuse a trained model: the run looks in DIR for a fit made with the same model, "
+        "options, dataset, task inputs (history, critiques), seed and threads (and narrative "
+        "type, for a model that writes text), and keeps its own fit there otherwise; the "
+        "numbers are those of training anew and the result records the reuse (`reproduce` "
+        "uses OUT/<dataset>/_fits)",
     )
     common.add_quiet(parser)
 

@@ -35,8 +35,8 @@ class RunConfig:
     ``options`` are the ``--set`` options: ``narrator.*`` keys configure the narrator of a
     task that writes narratives, the others go to the model's factory. ``limit`` keeps the
     first N test users (recorded in the protocol and the signature); ``threads`` sets torch's
-    CPU threads. ``fit_cache`` is a folder where a model that writes no text reuses (or
-    keeps) its trained state (:mod:`~regen_bench.runner.fit_cache`); it changes no number.
+    CPU threads. ``fit_cache`` is a folder where a model with checkpoints reuses (or keeps)
+    its trained state (:mod:`~regen_bench.runner.fit_cache`); it changes no number.
     ``tuning`` is set when ``options`` came from ``regen-bench tune`` (recorded in the result;
     the dataset must be the one the search ran on).
     """
