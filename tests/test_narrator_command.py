@@ -90,7 +90,8 @@ def test_verify_fine_tunes_the_narrator_then_runs_with_it(
         ["regen-bench", "run", "--model"],
     ]
     folder = ran[0][ran[0].index("--out") + 1]
-    assert folder.endswith("narrator") and folder.startswith(str(tmp_path))
+    # Under the name it had (its weights pin names it), so the re-run pins the same weights.
+    assert Path(folder).name == "purchase_reason" and folder.startswith(str(tmp_path))
     assert f"narrator.model={folder}" in ran[1]
     assert v.outcome == "not_run" and "the re-run failed (3): boom" in v.detail
 
@@ -102,3 +103,19 @@ def test_verify_fine_tunes_the_narrator_then_runs_with_it(
     )
     v = verify_mod.verify(HYBRID, workdir=tmp_path)
     assert len(ran) == 1 and "fine-tuning the narrator failed (2): no disk" in v.detail
+
+
+def test_the_narrator_is_fine_tuned_anew_under_its_recorded_name() -> None:
+    """A local folder is pinned by its name and content: the published narrator's name comes
+    back; a pin without a plain file name falls back to ``narrator`` (no path tricks)."""
+    result = load_result(HYBRID)
+    assert verify_mod.narrator_folder_name(result) == "purchase_reason"
+    for pin, name in (
+        ("../../etc@sha256:00", "narrator"),
+        ("a/b@sha256:00", "narrator"),
+        ("", "narrator"),
+        (".hidden@sha256:00", "narrator"),
+        ("user_summary_long@sha256:00", "user_summary_long"),
+    ):
+        other = result.model_copy(update={"weights": {**(result.weights or {}), "narrator": pin}})
+        assert verify_mod.narrator_folder_name(other) == name, pin

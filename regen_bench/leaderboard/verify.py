@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -69,6 +70,15 @@ def narrator_command(result: Result, folder: Path | str) -> list[str] | None:
     if ft is None or not ft.command:
         return None
     return [str(folder) if arg == NARRATOR_PLACEHOLDER else arg for arg in ft.command]
+
+
+def narrator_folder_name(result: Result) -> str:
+    """The name to fine-tune a result's narrator anew under: the one it had when the result was
+    made, read from its weights pin (``<name>@sha256:<digest>``), since a local folder is
+    pinned by its name and content and a re-run under another name would record other weights;
+    ``narrator`` where the pin names none that is a plain file name."""
+    label = (result.weights or {}).get("narrator", "").partition("@")[0]
+    return label if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}", label) else "narrator"
 
 
 def recorded_command(
@@ -276,7 +286,7 @@ def verify(
     _check_versions(result)
     with tempfile.TemporaryDirectory(prefix="regen-verify-", dir=workdir) as scratch:
         out = Path(scratch) / "out"
-        folder = Path(scratch) / "narrator"
+        folder = Path(scratch) / narrator_folder_name(result)
         shown = command_line(result)
         ft = narrator_command(result, folder)
         if ft is not None:  # the narrator first, fine-tuned anew as recorded
