@@ -292,11 +292,15 @@ def test_the_published_results_pin_exactly_the_weights_their_model_loaded() -> N
     assert published
     for path in published:
         result = load_result(path)
-        if result.model.name == "flare":  # the one published model with a pretrained part
+        # The published models with a pretrained part: FLARE's text encoder, LUMEN's LLM.
+        pretrained = {"flare": "model.encoder", "lumen": "model.backbone"}
+        if result.model.name in pretrained:
             assert result.weights is not None, path
-            # A hybrid cell also pins its narrator and the text metrics' models.
-            text = {"narrator", "embedder", "bertscore"} if result.narration else set()
-            assert set(result.weights) == {"model.encoder"} | text, path
+            # A narrating cell also pins the text metrics' models, a hybrid its narrator.
+            n = result.narration
+            text = {"embedder", "bertscore"} if n else set()
+            text |= {"narrator"} if n and n.generator == "narrator" else set()
+            assert set(result.weights) == {pretrained[result.model.name]} | text, path
             assert all("@sha256:" in pinned for pinned in result.weights.values()), path
             assert "weights:" in result.signature, path
         else:  # trained from scratch: no block at all, as older results have none
