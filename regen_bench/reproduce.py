@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from regen_bench.data.schema import PAPER_NARRATIVES
+
 #: Under ``OUT/<dataset>/``: fine-tuned narrators (``_narrators/<task>/<narrative>``) and the
 #: log of every cell. Their names cannot be task names (a task name starts with a letter), so
 #: they never mix with result folders.
@@ -91,15 +93,6 @@ class GridSpec:
     #: line; they are recorded in each result's signature.
     run_args: tuple[str, ...] = ()
 
-
-#: The narrative types of the paper's Tables 4 and 5, in their column order.
-PAPER_NARRATIVES = (
-    "purchase_reason",
-    "user_summary",
-    "product_endorsement",
-    "purchase_explanation",
-    "user_summary_long",
-)
 
 #: The share of `mini`'s users held out of all text training (the narrator's fine-tuning and
 #: LUMEN's text loss, one hashed partition): their narratives are the only ones written and

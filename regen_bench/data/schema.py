@@ -16,6 +16,15 @@ NARRATIVE_TYPES: tuple[str, ...] = (
     "user_summary_long",
     "user_profile",
 )
+#: The narrative types of the paper's Tables 4 and 5, in their column order (the grid's
+#: narrative types and the leaderboard's columns).
+PAPER_NARRATIVES: tuple[str, ...] = (
+    "purchase_reason",
+    "user_summary",
+    "product_endorsement",
+    "purchase_explanation",
+    "user_summary_long",
+)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regen_bench.data.schema import NARRATIVE_TYPES
+from regen_bench.data.schema import NARRATIVE_TYPES, PAPER_NARRATIVES
 from regen_bench.leaderboard.submissions import Submission, SubmissionError, comparability_key
 from regen_bench.leaderboard.verify import describe
 from regen_bench.results import CRITIQUED_PREFIX, Result
@@ -41,14 +41,6 @@ METRIC_LABELS = {
     "semantic_similarity": "Sem. Sim.",
     "bertscore_f1": "BERTScore F1",
 }
-#: Column order of the paper's Tables 4 and 5; other narrative types follow in schema order.
-PAPER_NARRATIVES = (
-    "purchase_reason",
-    "user_summary",
-    "product_endorsement",
-    "purchase_explanation",
-    "user_summary_long",
-)
 #: Rows of the paper-style table (Tables 4 and 5) per task.
 MAIN_RANKING = ("recall@10", "ndcg@10", "mrr")
 MAIN_TEXT = ("bleu", "rougeL", "semantic_similarity", "bertscore_f1")
@@ -169,6 +161,7 @@ def _pandas() -> Any:
 
 
 def _paper_order(narrative_type: str) -> tuple[int, int]:
+    """Column order: the paper's narrative types first, other types after in schema order."""
     if narrative_type in PAPER_NARRATIVES:
         return (0, PAPER_NARRATIVES.index(narrative_type))
     return (1, NARRATIVE_TYPES.index(narrative_type))
