@@ -543,12 +543,59 @@ def _check_samples(path: Path, result: Result) -> None:
         )
     again = recompute_metrics(samples, result.protocol.tie_policy)
     if result.narration is not None:
+        _check_text_users(samples_path, result.narration, samples)
         again.update(_recompute_lexical(samples_path, samples))
     for name, value in again.items():
         if name in result.metrics and abs(result.metrics[name] - value) > 1e-9:
             raise ResultError(
                 f"{path}: metric '{name}' = {result.metrics[name]} but the "
                 f"per-sample file gives {value}"
+            )
+
+
+def _check_text_users(
+    samples_path: Path, narration: Narration, samples: list[dict[str, Any]]
+) -> None:
+    """The users left out of the text metrics are exactly those the recorded partition puts
+    outside ``heldout`` (none without a partition), and the counts say so: a file cannot
+    drop the users its text scores worst on."""
+    from regen_bench.finetune_manifest import UserPartition
+
+    users = narration.finetune or narration.text_users
+    # The held-out bucket is ``position < heldout_fraction`` whatever the valid fraction.
+    rule = UserPartition(users.salt, users.heldout_fraction, 1e-9) if users else None
+    excluded = scored = 0
+    for lineno, sample in enumerate(samples, start=1):
+        where = f"{samples_path}:{lineno}"
+        user = sample.get("user_id")
+        out = bool(sample.get("text_excluded"))
+        if rule is None:
+            if out:
+                raise ResultError(
+                    f"{where}: 'text_excluded' but the narration records no user partition"
+                )
+        elif not isinstance(user, str):
+            raise ResultError(f"{where}: bad sample (field 'user_id' must be text)")
+        elif out != (rule.bucket(user) != "heldout"):
+            state = "left out of" if out else "scored in"
+            raise ResultError(
+                f"{where}: user '{user}' {state} the text metrics, but the partition "
+                f"(salt '{rule.salt}', held-out fraction {rule.heldout_fraction}) puts it "
+                f"{'in' if out else 'outside'} the held-out bucket"
+            )
+        if out:
+            excluded += 1
+            if sample.get("generated") is not None:
+                raise ResultError(f"{where}: a left-out user has a generated text")
+        elif sample.get("reference") is not None:
+            scored += 1
+    for name, recorded, found in (
+        ("excluded", narration.excluded, excluded),
+        ("scored", narration.scored, scored),
+    ):
+        if recorded != found:
+            raise ResultError(
+                f"{samples_path}: narration.{name} = {recorded} but the per-sample file has {found}"
             )
 
 

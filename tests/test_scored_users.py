@@ -1,0 +1,101 @@
+"""Validation holds a narrating result to its user partition: the users left out of the text
+metrics are exactly those the recorded rule puts outside the held-out bucket, so a file
+cannot drop the users its text scores worst on (the published cells serve as the real files)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from regen_bench.results import Result, ResultError, load_result, signature
+
+SUBS = Path(__file__).resolve().parent.parent / "submissions" / "mini" / "narrative"
+Samples = list[dict[str, Any]]
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    src = SUBS / f"{name}.json"
+    if not src.is_file():
+        pytest.skip(f"{src} is not published")
+    shutil.copy(SUBS / f"{name}.samples.jsonl", tmp_path)
+    return Path(shutil.copy(src, tmp_path))
+
+
+def _edit(
+    path: Path,
+    samples: Callable[[Samples], None] | None = None,
+    result: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Edit the samples and/or the result, then redo the hash and the signature, as someone
+    covering their tracks would."""
+    raw = json.loads(path.read_text())
+    if samples is not None:
+        file = path.parent / raw["samples_file"]
+        rows = [json.loads(line) for line in file.read_text().splitlines()]
+        samples(rows)
+        data = "".join(json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n" for s in rows)
+        file.write_text(data)
+        raw["samples_sha256"] = hashlib.sha256(data.encode()).hexdigest()
+    if result is not None:
+        result(raw)
+    raw["signature"] = signature(Result.model_validate(raw))
+    path.write_text(json.dumps(raw))
+
+
+def _first(rows: Samples, excluded: bool) -> dict[str, Any]:
+    return next(
+        s for s in rows if s["reference"] is not None and bool(s.get("text_excluded")) == excluded
+    )
+
+
+def test_the_published_files_pass(tmp_path: Path) -> None:
+    for name in ("lumen__purchase_reason", "flare__purchase_reason"):
+        load_result(_copy(name, tmp_path))
+
+
+def test_a_held_out_user_cannot_be_left_out(tmp_path: Path) -> None:
+    path = _copy("lumen__purchase_reason", tmp_path)  # LUMEN's own text partition
+
+    def drop(rows: Samples) -> None:
+        s = _first(rows, excluded=False)
+        s["text_excluded"], s["generated"] = "no reason", None
+
+    _edit(path, drop)
+    with pytest.raises(ResultError, match=r"left out of the text metrics, but the partition "
+                       r"\(salt 'regen-narrator-v1', held-out fraction 0.1\) puts it in the "
+                       r"held-out bucket"):  # fmt: skip
+        load_result(path)
+
+
+def test_a_training_user_cannot_be_scored(tmp_path: Path) -> None:
+    path = _copy("flare__purchase_reason", tmp_path)  # the fine-tuned narrator's partition
+
+    def add(rows: Samples) -> None:
+        s = _first(rows, excluded=True)
+        del s["text_excluded"]
+        s["generated"] = s["reference"]  # a narrator that saw this user's reference
+
+    _edit(path, add)
+    with pytest.raises(ResultError, match=r"scored in the text metrics, but .* outside the"):
+        load_result(path)
+
+
+def test_the_counts_must_match_the_samples(tmp_path: Path) -> None:
+    path = _copy("flare__purchase_reason", tmp_path)
+    scored = json.loads(path.read_text())["narration"]["scored"]
+    _edit(path, result=lambda raw: raw["narration"].update(scored=scored + 1))
+    with pytest.raises(ResultError, match=rf"narration.scored = {scored + 1} but the per-sample"):
+        load_result(path)
+
+
+def test_no_user_is_left_out_without_a_partition(tmp_path: Path) -> None:
+    path = _copy("flare__purchase_reason", tmp_path)
+    _edit(path, result=lambda raw: raw["narration"].update(finetune=None))
+    with pytest.raises(ResultError, match="'text_excluded' but the narration records no user"):
+        load_result(path)
