@@ -366,6 +366,20 @@ def required_metrics(narration: Narration | None) -> list[str]:
     return names
 
 
+#: :func:`text_users_part` of a narration that scores every test user with a reference.
+TEXT_USERS_ALL = "text-users:all"
+
+
+def text_users_part(narration: Narration) -> str:
+    """Which users the text metrics score: ``text-users:heldout@<salt>/<fraction>`` for the
+    held-out bucket of a partition (the same part for a fine-tuned narrator and a model that
+    trained its own text, so their columns compare), else :data:`TEXT_USERS_ALL`."""
+    users = narration.finetune or narration.text_users
+    if users is None:
+        return TEXT_USERS_ALL
+    return f"text-users:heldout@{users.salt}/{users.heldout_fraction:g}"
+
+
 def signature(result: Result) -> str:
     """sacreBLEU-style string naming everything that must agree for two numbers to compare."""
     major = result.harness_version.split(".")[0]
@@ -387,11 +401,9 @@ def signature(result: Result) -> str:
         gen = n.generator if n.backend is None else f"{n.backend}/{n.llm_model}"
         prompt = f"|prompt:v{n.prompt_version}" if n.prompt_version is not None else ""
         parts.append(f"gen:{gen}|cond:{n.condition}{prompt}")
-        # Text metrics on the held-out users only: the same part for a fine-tuned narrator and
-        # a model that trained its own text, so their columns compare.
-        users = n.finetune or n.text_users
-        if users is not None:
-            parts.append(f"text-users:heldout@{users.salt}/{users.heldout_fraction:g}")
+        users = text_users_part(n)
+        if users != TEXT_USERS_ALL:
+            parts.append(users)
         parts.append(text_signature(n.text_config))
     if result.weights:
         parts.append(f"weights:{short(result.weights)}")

@@ -99,3 +99,27 @@ def test_no_user_is_left_out_without_a_partition(tmp_path: Path) -> None:
     _edit(path, result=lambda raw: raw["narration"].update(finetune=None))
     with pytest.raises(ResultError, match="'text_excluded' but the narration records no user"):
         load_result(path)
+
+
+def test_text_over_other_users_never_shares_a_table(tmp_path: Path) -> None:
+    from regen_bench.leaderboard import comparability_key, group_results
+
+    ours = load_result(_copy("flare__purchase_reason", tmp_path))
+    assert ours.narration is not None and ours.narration.finetune is not None
+    half = ours.model_copy(
+        update={
+            "narration": ours.narration.model_copy(
+                update={
+                    "finetune": ours.narration.finetune.model_copy(update={"heldout_fraction": 0.5})
+                }
+            )
+        }
+    )
+    everyone = ours.model_copy(
+        update={"narration": ours.narration.model_copy(update={"finetune": None})}
+    )
+    keys = [comparability_key(r)[1] for r in (ours, half, everyone)]
+    assert keys[0].startswith("text-users:heldout@regen-narrator-v1/0.1|bleu:")
+    assert keys[1].startswith("text-users:heldout@regen-narrator-v1/0.5|bleu:")
+    assert keys[2].startswith("text-users:all|bleu:")
+    assert len(group_results([ours, half, everyone])) == 3

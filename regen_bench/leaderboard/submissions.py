@@ -18,11 +18,13 @@ with the data: the test users, targets and critique flags it claims
 **Comparability key.** Two numbers go into one table only when the parts of their signature
 that define the measurement agree: harness major version, dataset name and fingerprint, split,
 ranking, tie policy, history policy and evaluated subset (the *protocol key*), and, for
-narrative metrics, the text-metric variants (sacreBLEU signature, ROUGE stemmer, embedder,
-BERTScore model: the *text key*). The parts that describe *what* is compared — model, task and
-task version, narrative type, and how narratives were generated (backend, LLM, condition,
-prompt version) — label rows and columns instead. Ranking-only results (no text key) join every
-table of their protocol key; narrative results with different text keys get separate tables.
+narrative metrics, the users the text is scored on (every test user, or the held-out bucket
+of a recorded partition) and the text-metric variants (sacreBLEU signature, ROUGE stemmer,
+embedder, BERTScore model): the *text key*. The parts that describe *what* is compared —
+model, task and task version, narrative type, and how narratives were generated (backend, LLM,
+condition, prompt version) — label rows and columns instead. Ranking-only results (no text
+key) join every table of their protocol key; narrative results with different text keys get
+separate tables.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from regen_bench.leaderboard.verify import (
     record_path,
 )
 from regen_bench.metrics.text import text_signature
-from regen_bench.results import Result, ResultError, load_result
+from regen_bench.results import Result, ResultError, load_result, text_users_part
 from regen_bench.tasks import SPLIT, TASKS
 
 if TYPE_CHECKING:
@@ -128,8 +130,12 @@ def protocol_key(result: Result) -> str:
 
 
 def comparability_key(result: Result) -> tuple[str, str]:
-    """(protocol key, text key); the text key is "" for results without narratives."""
-    text = text_signature(result.narration.text_config) if result.narration else ""
+    """(protocol key, text key); the text key is "" for results without narratives.
+
+    The text key names the scored users too: text metrics over other users (all of them, or
+    another held-out bucket) never share a column with these."""
+    n = result.narration
+    text = f"{text_users_part(n)}|{text_signature(n.text_config)}" if n else ""
     return protocol_key(result), text
 
 
