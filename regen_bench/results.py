@@ -576,8 +576,9 @@ def _check_text_users(
     users = narration.finetune or narration.text_users
     # The held-out bucket is ``position < heldout_fraction`` whatever the valid fraction.
     rule = UserPartition(users.salt, users.heldout_fraction, 1e-9) if users else None
-    excluded = scored = 0
+    excluded = scored = failed = 0
     for lineno, sample in enumerate(samples, start=1):
+        failed += "narration_error" in sample
         where = f"{samples_path}:{lineno}"
         user = sample.get("user_id")
         out = bool(sample.get("text_excluded"))
@@ -604,6 +605,7 @@ def _check_text_users(
     for name, recorded, found in (
         ("excluded", narration.excluded, excluded),
         ("scored", narration.scored, scored),
+        ("failed", narration.failed, failed),
     ):
         if recorded != found:
             raise ResultError(

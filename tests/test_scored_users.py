@@ -86,11 +86,12 @@ def test_a_training_user_cannot_be_scored(tmp_path: Path) -> None:
         load_result(path)
 
 
-def test_the_counts_must_match_the_samples(tmp_path: Path) -> None:
+@pytest.mark.parametrize("field", ["scored", "excluded", "failed"])
+def test_the_counts_must_match_the_samples(tmp_path: Path, field: str) -> None:
     path = _copy("flare__purchase_reason", tmp_path)
-    scored = json.loads(path.read_text())["narration"]["scored"]
-    _edit(path, result=lambda raw: raw["narration"].update(scored=scored + 1))
-    with pytest.raises(ResultError, match=rf"narration.scored = {scored + 1} but the per-sample"):
+    count = json.loads(path.read_text())["narration"][field]
+    _edit(path, result=lambda raw: raw["narration"].update({field: count + 1}))
+    with pytest.raises(ResultError, match=rf"narration.{field} = {count + 1} but the per-sample"):
         load_result(path)
 
 
