@@ -60,7 +60,7 @@ _TEXT_MODELS_HELP = (
 )
 
 
-def _add_text_models(parser: argparse.ArgumentParser) -> None:
+def add_text_models(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-models", action="store_true", help=_TEXT_MODELS_HELP)
 
 
@@ -80,7 +80,7 @@ def _recheck_text(items: list[tuple[str | Path, Result]]) -> list[str]:
 
 def _configure_check(parser: argparse.ArgumentParser) -> None:
     _configure_tables(parser)
-    _add_text_models(parser)
+    add_text_models(parser)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -113,7 +113,7 @@ def add_validation_dataset(parser: argparse.ArgumentParser) -> None:
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", metavar="RESULT.json", help="result files")
     add_validation_dataset(parser)
-    _add_text_models(parser)
+    add_text_models(parser)
 
 
 def validate_files(

@@ -204,17 +204,20 @@ def _model_options(
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
-    from regen_bench.cli.leaderboard import add_validation_dataset
+    from regen_bench.cli.leaderboard import add_text_models, add_validation_dataset
 
     parser.add_argument("files", nargs="+", metavar="FILE")
     add_validation_dataset(parser)
+    add_text_models(parser)
 
 
 def _validate(args: argparse.Namespace) -> int:
     # The same checks as `leaderboard validate`: the file, and its samples against the dataset.
     from regen_bench.cli.leaderboard import validate_files
 
-    return validate_files(args.files, args.dataset, args.data_dir, signature=True)
+    return validate_files(
+        args.files, args.dataset, args.data_dir, signature=True, text_models=args.text_models
+    )
 
 
 COMMANDS = (
