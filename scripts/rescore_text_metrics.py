@@ -7,7 +7,9 @@ For maintainers, after a change to how the harness computes semantic similarity 
 (no per-sample text changes): the per-sample file, its hash and every other figure stay as
 they are, and `regen-bench leaderboard check --text-models` passes on the files afterwards.
 Each metric is rescored with the weights the result pins, with the torch threads it records;
-a result whose models are not available here is left alone and named. Used once so far: when
+a result whose models are not available here is left alone and named. Rescore the grid's own
+copies too (`reproduce --out` folder), or remove them: `reproduce` submits its valid results
+again, replacing the published ones. Used once so far: when
 BERTScore stopped depending on the process's string-hash seed, every published BERTScore
 moved by at most ~1e-5 (docs/reproduce.md).
 """

@@ -56,7 +56,7 @@ _TEXT_MODELS_HELP = (
     "also score each narrating result's per-sample texts again with the models it pins "
     "(semantic similarity, BERTScore) and fail where a figure differs or cannot be rechecked "
     "here (validation alone recomputes BLEU, ROUGE and the ranking metrics; this takes about "
-    "20 s per 500 narratives on one core)"
+    "half a minute per 500 narratives on one core)"
 )
 
 
