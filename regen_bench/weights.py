@@ -103,7 +103,7 @@ def content_digest(path: str | os.PathLike[str], *, ignore: Collection[str] = ()
 def hub_commit(repo_id: str) -> str:
     """The commit sha ``from_pretrained(repo_id)`` loads: from the cache, else from the hub."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     cache_dir = os.environ.get(HUB_ENV_CACHE) or None
     try:
@@ -121,7 +121,10 @@ def hub_commit(repo_id: str) -> str:
         from huggingface_hub import HfApi
 
         sha = HfApi().model_info(repo_id).sha
-    except (HfHubHTTPError, OSError, ValueError) as exc:
+    # Any failure of this one lookup means the commit cannot be resolved: besides its own
+    # errors, the hub client raises those of whichever HTTP library it ships with (httpx,
+    # httpx2, ...: without network a ConnectError that is no OSError).
+    except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsError(f"'{repo_id}': cannot resolve its hub commit ({first})") from None
     if not sha:

@@ -113,3 +113,13 @@ def test_check_rechecks_every_narrating_submission(
     assert main(args) == 1
     assert "semantic_similarity" in capsys.readouterr().err
     shutil.rmtree(subs)
+
+
+def test_a_model_not_available_here_fails_the_recheck_by_name(
+    narrated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _edit(narrated, lambda raw: raw["narration"]["text_config"].update(bertscore_model="absent"))
+    assert main(["leaderboard", "validate", "--text-models", str(narrated)]) == 1
+    err = capsys.readouterr().err
+    assert "bertscore_f1 not rechecked (BERTScore model: 'absent' is not in the Hugging" in err

@@ -47,6 +47,25 @@ def test_an_uncached_hub_id_offline_is_a_clear_error(offline: Path) -> None:
         pin("org/absent")
 
 
+def test_no_network_is_a_clear_error(offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without network the hub client raises its HTTP library's connect error (no OSError,
+    no error of huggingface_hub's own): a clear error all the same, never a traceback."""
+    import huggingface_hub
+
+    class ConnectError(Exception):  # as httpx's / httpx2's: derived from Exception only
+        pass
+
+    def unreachable(self: object, repo_id: str, **kwargs: object) -> None:
+        raise ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", unreachable)
+    with pytest.raises(
+        WeightsError, match=r"'org/far': cannot resolve its hub commit \(\[Errno -2\] Name"
+    ):
+        pin("org/far")
+
+
 def test_a_local_folder_is_pinned_to_its_content(offline: Path, tmp_path: Path) -> None:
     model = tmp_path / "my-model"
     model.mkdir()

@@ -71,36 +71,27 @@ def recheck(path: str | Path, result: Result, *, progress: bool = False) -> Rech
         return out
     config = result.narration.text_config
     pins = result.weights or {}
-    embedder_name = config.get("embedder")
-    bertscore_model = config.get("bertscore_model")
+
+    def same_weights(role: str, here: dict[str, str]) -> None:
+        if here.get(role) != pins.get(role):
+            raise WeightsError(f"weights here {here.get(role)}, result pins {pins.get(role)}")
+
+    loading = (WeightsError, ValueError, OSError, ImportError)
     embedder = None
-    if "semantic_similarity" in result.metrics and embedder_name:
+    if "semantic_similarity" in result.metrics and config.get("embedder"):
         try:
-            embedder = get_embedder(embedder_name, progress=progress)
-        except (ValueError, OSError, ImportError) as exc:
-            out.skipped.append(f"semantic_similarity not rechecked: {exc}")
-    if "bertscore_f1" not in result.metrics:
-        bertscore_model = None
-    for role, metric in (("embedder", "semantic_similarity"), ("bertscore", "bertscore_f1")):
-        if (role == "embedder" and embedder is None) or (
-            role == "bertscore" and bertscore_model is None
-        ):
-            continue
+            embedder = get_embedder(config["embedder"], progress=progress)
+            same_weights("embedder", text_metric_weights(embedder, None))
+        except loading as exc:
+            out.skipped.append(f"semantic_similarity not rechecked ({exc})")
+            embedder = None
+    bertscore_model = config.get("bertscore_model") if "bertscore_f1" in result.metrics else None
+    if bertscore_model:
         try:
-            here = text_metric_weights(
-                embedder if role == "embedder" else None,
-                bertscore_model if role == "bertscore" else None,
-            ).get(role)
-        except (WeightsError, ValueError, OSError, ImportError) as exc:
-            here, reason = None, str(exc)
-        else:
-            reason = f"weights here {here}, result pins {pins.get(role)}"
-        if here is None or here != pins.get(role):
-            out.skipped.append(f"{metric} not rechecked ({reason})")
-            if role == "embedder":
-                embedder = None
-            else:
-                bertscore_model = None
+            same_weights("bertscore", text_metric_weights(None, bertscore_model))
+        except loading as exc:
+            out.skipped.append(f"bertscore_f1 not rechecked ({exc})")
+            bertscore_model = None
     if embedder is None and bertscore_model is None:
         return out
     refs, hyps = _scored_pairs(path, result)
