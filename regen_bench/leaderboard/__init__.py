@@ -6,7 +6,10 @@
   users, targets, critique flags, counts), where the dataset is available;
 - :mod:`~regen_bench.leaderboard.tables`: grouping, the paper-style and ranking tables, Markdown;
 - :mod:`~regen_bench.leaderboard.html`: the web page (its CSS and JavaScript are package data);
-- :mod:`~regen_bench.leaderboard.publish`: render, build and check the published files.
+- :mod:`~regen_bench.leaderboard.publish`: render, build and check the published files;
+- :mod:`~regen_bench.leaderboard.text_models`: semantic similarity and BERTScore scored again
+  from the per-sample texts (``--text-models``: they need their models, so not by default);
+- :mod:`~regen_bench.leaderboard.verify`: re-running a result's recorded command.
 
 Every text that reaches a table is escaped; nothing in a submission is ever executed.
 """
