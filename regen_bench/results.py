@@ -565,6 +565,12 @@ def _check_samples(path: Path, result: Result) -> None:
             )
 
 
+def is_scored(sample: dict[str, Any]) -> bool:
+    """Whether a per-sample record enters the text metrics: it has a reference and its user
+    is not left out (``text_excluded``: the narrator's or the model's own training users)."""
+    return sample.get("reference") is not None and not sample.get("text_excluded")
+
+
 def _check_text_users(
     samples_path: Path, narration: Narration, samples: list[dict[str, Any]]
 ) -> None:
@@ -575,7 +581,7 @@ def _check_text_users(
 
     users = narration.finetune or narration.text_users
     # The held-out bucket is ``position < heldout_fraction`` whatever the valid fraction.
-    rule = UserPartition(users.salt, users.heldout_fraction, 1e-9) if users else None
+    rule = UserPartition(users.salt) if users else None
     excluded = scored = failed = 0
     for lineno, sample in enumerate(samples, start=1):
         failed += "narration_error" in sample
@@ -589,19 +595,18 @@ def _check_text_users(
                 )
         elif not isinstance(user, str):
             raise ResultError(f"{where}: bad sample (field 'user_id' must be text)")
-        elif out != (rule.bucket(user) != "heldout"):
+        elif users is not None and out == (rule.position(user) < users.heldout_fraction):
             state = "left out of" if out else "scored in"
             raise ResultError(
                 f"{where}: user '{user}' {state} the text metrics, but the partition "
-                f"(salt '{rule.salt}', held-out fraction {rule.heldout_fraction}) puts it "
+                f"(salt '{users.salt}', held-out fraction {users.heldout_fraction}) puts it "
                 f"{'in' if out else 'outside'} the held-out bucket"
             )
         if out:
             excluded += 1
             if sample.get("generated") is not None:
                 raise ResultError(f"{where}: a left-out user has a generated text")
-        elif sample.get("reference") is not None:
-            scored += 1
+        scored += is_scored(sample)
     for name, recorded, found in (
         ("excluded", narration.excluded, excluded),
         ("scored", narration.scored, scored),
@@ -616,11 +621,9 @@ def _check_text_users(
 def _recompute_lexical(samples_path: Path, samples: list[dict[str, Any]]) -> dict[str, float]:
     """BLEU and ROUGE again from the per-sample texts (the model-based metrics need models)."""
     pairs = [(s.get("reference"), s.get("generated")) for s in samples]
-    # Users the narrator was fine-tuned on are not scored (``text_excluded``).
+    # (``r is not None`` is part of is_scored; repeated so the type checker sees it.)
     scored = [
-        (r, g)
-        for (r, g), s in zip(pairs, samples, strict=True)
-        if r is not None and not s.get("text_excluded")
+        (r, g) for (r, g), s in zip(pairs, samples, strict=True) if r is not None and is_scored(s)
     ]
     for lineno, (_, g) in enumerate(pairs, start=1):
         if g is not None and not isinstance(g, str):

@@ -11,11 +11,10 @@ pins; others would measure something else, so the metric is not compared.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from regen_bench.results import Result
+from regen_bench.results import Result, is_scored
 
 #: The metrics rechecked here (the others are recomputed by validation itself).
 MODEL_METRICS = ("semantic_similarity", "bertscore_f1")
@@ -43,18 +42,12 @@ class Recheck:
 
 
 def _scored_pairs(path: Path, result: Result) -> tuple[list[str], list[str | None]]:
-    """References and generations of the scored samples, in file order (as the run scored)."""
-    refs: list[str] = []
-    hyps: list[str | None] = []
-    samples = path.parent / result.samples_file
-    with samples.open(encoding="utf-8") as f:
-        for line in f:
-            sample = json.loads(line)
-            if sample.get("reference") is None or sample.get("text_excluded"):
-                continue
-            refs.append(sample["reference"])
-            hyps.append(sample.get("generated"))
-    return refs, hyps
+    """References and generations of the scored samples, in file order (as the run scored);
+    the file is read as validated (its hash checked again)."""
+    from regen_bench.leaderboard.dataset_check import read_samples
+
+    scored = [s for s in read_samples(path, result) if is_scored(s)]
+    return [s["reference"] for s in scored], [s.get("generated") for s in scored]
 
 
 def recheck(path: str | Path, result: Result, *, progress: bool = False) -> Recheck:

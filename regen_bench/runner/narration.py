@@ -28,7 +28,7 @@ from regen_bench.finetune_manifest import (
 from regen_bench.metrics.text import compute_text_metrics, text_metric_weights
 from regen_bench.model import Model
 from regen_bench.narrator import PROMPT_VERSION, NarratorConfig, narrate, narrated_items
-from regen_bench.results import Narration, NarratorFinetune, TextUsers
+from regen_bench.results import Narration, NarratorFinetune, TextUsers, is_scored
 from regen_bench.runner.config import RunConfig, RunError
 from regen_bench.tasks import Example, TaskData
 
@@ -266,7 +266,7 @@ def narrate_samples(
             sample["text_excluded"] = made.excluded[i]
         if err is not None:
             sample["narration_error"] = err
-    scored = [s for s in samples if s["reference"] is not None and "text_excluded" not in s]
+    scored = [s for s in samples if is_scored(s)]
     if not scored:
         raise RunError(f"dataset '{ds.name}' has no reference '{narrative}' narratives to score")
     log(f"scoring {len(scored)} narratives (BLEU, ROUGE, semantic similarity, BERTScore)")
