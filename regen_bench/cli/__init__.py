@@ -16,10 +16,12 @@ so ``regen-bench --help`` loads no numpy, pydantic, model, torch or LLM code.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
 import threading
+import time
 
 
 def _stop(_signum: int, _frame: object) -> None:
@@ -27,6 +29,28 @@ def _stop(_signum: int, _frame: object) -> None:
     once with the one line of an interruption (no ``KeyboardInterrupt`` traceback)."""
     os.write(2, b"regen-bench: interrupted\n")  # PREFIX[EXIT_INTERRUPTED]; _common not loaded yet
     os._exit(130)
+
+
+def _redeliver(unraisable: object) -> None:
+    """``sys.unraisablehook`` of the command: a Ctrl-C that landed in code whose exceptions
+    Python only prints (a weakref callback, such as the import system's module locks, or a
+    ``__del__``) would be lost and the command would run on; deliver it again instead, so it
+    stops the command like any other Ctrl-C. Everything else goes to the previous hook."""
+    if isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
+        # From another thread, a moment later: raised now, it would land in this hook, whose
+        # exceptions Python drops too (so does a threading.Timer's start, which waits). Should
+        # it land in such code again, this hook runs again.
+        _thread.start_new_thread(_interrupt_soon, ())
+        return
+    _PREVIOUS_HOOK(unraisable)  # type: ignore[arg-type]
+
+
+_PREVIOUS_HOOK = sys.unraisablehook
+
+
+def _interrupt_soon() -> None:
+    time.sleep(0.01)
+    _thread.interrupt_main()
 
 
 def _is_program() -> bool:
@@ -46,6 +70,7 @@ _PROGRAM = (
 )
 if _PROGRAM:
     signal.signal(signal.SIGINT, _stop)
+    sys.unraisablehook = _redeliver
 
 import argparse  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
