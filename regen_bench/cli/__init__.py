@@ -31,21 +31,21 @@ def _stop(_signum: int, _frame: object) -> None:
     os._exit(130)
 
 
-def _redeliver(unraisable: object) -> None:
+_PREVIOUS_HOOK = sys.unraisablehook
+
+
+def _redeliver(unraisable: sys.UnraisableHookArgs) -> None:
     """``sys.unraisablehook`` of the command: a Ctrl-C that landed in code whose exceptions
     Python only prints (a weakref callback, such as the import system's module locks, or a
     ``__del__``) would be lost and the command would run on; deliver it again instead, so it
     stops the command like any other Ctrl-C. Everything else goes to the previous hook."""
-    if isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
         # From another thread, a moment later: raised now, it would land in this hook, whose
         # exceptions Python drops too (so does a threading.Timer's start, which waits). Should
         # it land in such code again, this hook runs again.
         _thread.start_new_thread(_interrupt_soon, ())
         return
-    _PREVIOUS_HOOK(unraisable)  # type: ignore[arg-type]
-
-
-_PREVIOUS_HOOK = sys.unraisablehook
+    _PREVIOUS_HOOK(unraisable)
 
 
 def _interrupt_soon() -> None:
