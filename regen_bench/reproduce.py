@@ -56,6 +56,9 @@ DEFAULT_THREADS = 1
 DEFAULT_JOBS = 1
 #: How a cell done by its result in the submissions folder is described.
 PUBLISHED = "already published: "
+#: How a result made with other settings than the grid's is described (it is run again).
+STALE = "stale result, run again: "
+STALE_PUBLISHED = "the published result is stale, run again: "
 #: The states of a cell with nothing left to do: its output is here, or (a run cell) its
 #: result is already in the submissions folder.
 DONE = ("done", "published")
@@ -79,7 +82,8 @@ class GridSpec:
     """The models and narrative types of one dataset's grid (the tasks come from the registry).
 
     ``options`` are each model's ``--set`` options (``{narrative}`` in a value becomes the
-    cell's narrative type); ``narrator`` says how the hybrid's narrator is fine-tuned.
+    cell's narrative type), ``narrative_options`` those of one model and narrative type over
+    them; ``narrator`` says how the hybrid's narrator is fine-tuned.
     """
 
     ranking_models: tuple[str, ...]
@@ -88,6 +92,7 @@ class GridSpec:
     narratives: tuple[str, ...]
     narrator: NarratorSpec
     options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    narrative_options: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
     summary: str = ""
     #: Protocol options every run cell takes (e.g. ``--exclude-history``), as on its command
     #: line; they are recorded in each result's signature.
@@ -130,6 +135,21 @@ GRIDS: dict[str, GridSpec] = {
                 "train_minutes": "0",
                 "max_steps": "120",
                 "text_heldout_fraction": str(MINI_HELDOUT),
+            }
+        },
+        # The preset trains on and writes 32 tokens at most: it holds every `purchase_reason`
+        # and 99% of the `user_summary` references of `mini` (SmolLM2 tokens: mean 15 and 26,
+        # largest 24 and 35), but none of the three long types' (mean 73, 78 and 102). There
+        # LUMEN gets the narrator's budget (`narrator.max_tokens`, 96), so both text columns
+        # write up to the same length; a 32-token LUMEN text would be scored as cut short.
+        narrative_options={
+            "lumen": {
+                narrative: {"max_target_tokens": "96", "max_new_tokens": "96"}
+                for narrative in (
+                    "product_endorsement",
+                    "purchase_explanation",
+                    "user_summary_long",
+                )
             }
         },
         summary="the paper's Table 4 layout at CPU-affordable settings",
@@ -258,9 +278,10 @@ def _run_cell(
 ) -> Cell:
     stem = model + (f"__{narrative}" if narrative else "")
     out = s.out / s.dataset_name / task / f"{stem}.json"
+    own = grid.narrative_options.get(model, {}).get(narrative or "", {})
     options = {
         key: value.replace(NARRATIVE_FIELD, narrative or "")
-        for key, value in grid.options.get(model, {}).items()
+        for key, value in {**grid.options.get(model, {}), **own}.items()
     }
     args = ["run", "--model", model, "--task", task]
     if narrative is not None:
@@ -485,7 +506,7 @@ def _result_state(
         ):
             mismatches.append(f"another fine-tuned narrator than {narrator.output}")
     if mismatches:
-        return "todo", "stale result, run again: " + "; ".join(mismatches)
+        return "todo", STALE + "; ".join(mismatches)
     return "done", f"valid result {path}"
 
 
@@ -494,9 +515,11 @@ def _run_state(cell: Cell, s: Settings, by_id: Mapping[str, Cell]) -> tuple[str,
     published = s.published_result(cell)
     if status == "done" or published is None or not published.exists():
         return status, why
-    found, _ = _result_state(published, cell, s, by_id, local=False)
+    found, found_why = _result_state(published, cell, s, by_id, local=False)
     if found == "done":
         return "published", f"{PUBLISHED}{published}"
+    if status == "todo" and not cell.output.exists():
+        return status, f"{STALE_PUBLISHED}{published}: {found_why.removeprefix(STALE)}"
     return status, why
 
 
@@ -673,10 +696,13 @@ def describe(cells: Sequence[Cell], s: Settings, grid: GridSpec) -> list[str]:
     by_id = {c.id: c for c in cells}
     lines = []
     for i, cell in enumerate(cells, start=1):
-        status, _why = state(cell, s, grid, by_id)
+        status, why = state(cell, s, grid, by_id)
         after = f"  after: {', '.join(cell.depends_on)}" if cell.depends_on else ""
         done = "  (done: would be skipped)" if status in DONE else ""
         lines.append(f"[{i}/{len(cells)}] {cell.id}{after}{done}")
+        if why.startswith(STALE_PUBLISHED):
+            # Say why a published cell runs again (e.g. the grid's options changed).
+            lines.append(f"    ({why})")
         lines.append(f"    {cell.command_line()}")
     return lines
 

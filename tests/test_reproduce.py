@@ -450,3 +450,48 @@ def test_a_narrator_folder_counts_only_with_the_grids_settings(tmp_path: Path) -
     assert status == "conflict" and f"held-out fraction 0.5, not {MINI_HELDOUT}" in why
     write(MINI_HELDOUT, seed=7)
     assert "seed 7, not 0" in state(cell, p.settings, p.grid, by_id)[1]
+
+
+def test_lumen_writes_the_narrators_length_where_its_preset_would_cut_the_references(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CPU preset's 32 tokens hold the short narrative types; on the three long ones the
+    grid gives LUMEN the narrator's budget (96), so both text columns write up to one length."""
+    cells, _ = _dry_run(["--dataset", "mini", "--models", "lumen", *_folders(tmp_path)], capsys)
+    commands = {cell_id: command for _i, cell_id, _deps, command in cells}
+    long = ("product_endorsement", "purchase_explanation", "user_summary_long")
+    for task in ("narrative", "conversational"):
+        for narrative in PAPER_NARRATIVES:
+            command = commands[f"{task}/lumen__{narrative}"]
+            assert "--set preset=cpu-hour" in command
+            budget = "--set max_target_tokens=96 --set max_new_tokens=96"
+            assert (budget in command) == (narrative in long), command
+
+
+def test_a_published_cell_made_with_other_options_is_named_stale_and_runs_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a new user would after the grid's settings change: the dry run says which published
+    cell runs again and which option differs; an unchanged one is still skipped."""
+    import json
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1] / "submissions" / "mini" / "narrative"
+    subs = tmp_path / "subs" / "mini" / "narrative"
+    subs.mkdir(parents=True)
+    for narrative in ("purchase_reason", "user_summary"):
+        for name in (f"lumen__{narrative}.json", f"lumen__{narrative}.samples.jsonl"):
+            shutil.copy(repo / name, subs / name)
+    changed = subs / "lumen__user_summary.json"
+    result = json.loads(changed.read_text(encoding="utf-8"))
+    result["model"]["config"]["max_steps"] = 60
+    changed.write_text(json.dumps(result), encoding="utf-8")
+    args = ["--dataset", "mini", "--models", "lumen", "--tasks", "narrative",
+            "--narratives", "purchase_reason,user_summary", *_folders(tmp_path)]  # fmt: skip
+    _cells, out = _dry_run(args, capsys)
+    assert "[1/2] narrative/lumen__purchase_reason  (done: would be skipped)" in out
+    assert "[2/2] narrative/lumen__user_summary\n" in out
+    assert (
+        f"    (the published result is stale, run again: {changed}: option max_steps=60 "
+        "(the grid asks '120'))"
+    ) in out
