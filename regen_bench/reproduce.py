@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Literal
 
 from regen_bench.data.schema import PAPER_NARRATIVES
+from regen_bench.narrator import NarratorConfig
 
 #: Under ``OUT/<dataset>/``: fine-tuned narrators (``_narrators/<task>/<narrative>``) and the
 #: log of every cell. Their names cannot be task names (a task name starts with a letter), so
@@ -144,7 +145,9 @@ GRIDS: dict[str, GridSpec] = {
         # write up to the same length; a 32-token LUMEN text would be scored as cut short.
         narrative_options={
             "lumen": {
-                narrative: {"max_target_tokens": "96", "max_new_tokens": "96"}
+                narrative: dict.fromkeys(
+                    ("max_target_tokens", "max_new_tokens"), str(NarratorConfig.max_tokens)
+                )
                 for narrative in (
                     "product_endorsement",
                     "purchase_explanation",

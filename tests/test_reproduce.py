@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -473,9 +475,6 @@ def test_a_published_cell_made_with_other_options_is_named_stale_and_runs_again(
 ) -> None:
     """As a new user would after the grid's settings change: the dry run says which published
     cell runs again and which option differs; an unchanged one is still skipped."""
-    import json
-    import shutil
-
     repo = Path(__file__).resolve().parents[1] / "submissions" / "mini" / "narrative"
     subs = tmp_path / "subs" / "mini" / "narrative"
     subs.mkdir(parents=True)
