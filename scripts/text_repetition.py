@@ -17,12 +17,15 @@ Written here rather than taken from a library because what it counts is a few li
 from __future__ import annotations
 
 import glob
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+
+from regen_bench.leaderboard.dataset_check import read_samples
+from regen_bench.leaderboard.submissions import SubmissionError
+from regen_bench.results import ResultError, load_result
 
 #: A text loops when one word 2-gram occurs this often ...
 REPEATED_BIGRAM = 4
@@ -72,34 +75,29 @@ class Stats:
 
 
 class ScriptError(Exception):
-    """A result file or its samples cannot be read; the message names the file and line."""
+    """A result file or its samples cannot be used; the message names the file and line."""
 
 
 def scored_texts(result_path: Path) -> tuple[list[str], list[str]]:
-    """The generated texts that were scored, and their references, from the samples file."""
+    """The generated texts that were scored, and their references, from the samples file.
+
+    The result goes through the project's own validation first (schema, signature, the
+    samples' sha256, metrics recomputed from the samples, the scored-user partition), so the
+    figures are those of the file the leaderboard accepted, never of an edited samples file.
+    """
     try:
-        result = json.loads(result_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ScriptError(f"{result_path}: not a readable result file ({exc})") from exc
-    name = result.get("samples_file") if isinstance(result, dict) else None
-    if not name:
-        raise ScriptError(f"{result_path}: no samples_file (a ranking-only result?)")
-    samples = result_path.parent / name
+        result = load_result(result_path)
+        rows = read_samples(result_path, result)
+    except (ResultError, SubmissionError) as exc:
+        raise ScriptError(str(exc)) from None
+    if result.task.narrative_type is None:
+        raise ScriptError(f"{result_path}: a ranking-only result (no narrative type), no texts")
     generated, references = [], []
-    try:
-        with samples.open(encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                try:
-                    row = json.loads(line)
-                    text, ref = row["generated"], row["reference"]
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ScriptError(f"{samples}:{line_no}: not a sample row ({exc})") from exc
-                if text is None:  # not scored: a user whose narrative the model trained on
-                    continue
-                generated.append(str(text))
-                references.append(str(ref))
-    except OSError as exc:
-        raise ScriptError(f"{samples}: cannot read ({exc})") from exc
+    for row in rows:
+        if row.get("generated") is None:  # not scored: a user whose narrative the model trained on
+            continue
+        generated.append(str(row["generated"]))
+        references.append(str(row["reference"]))
     return generated, references
 
 

@@ -4,48 +4,14 @@ cannot drop the users its text scores worst on (the published cells serve as the
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from regen_bench.results import Result, ResultError, load_result, signature
-
-SUBS = Path(__file__).resolve().parent.parent / "submissions" / "mini" / "narrative"
-Samples = list[dict[str, Any]]
-
-
-def _copy(name: str, tmp_path: Path) -> Path:
-    src = SUBS / f"{name}.json"
-    if not src.is_file():
-        pytest.skip(f"{src} is not published")
-    shutil.copy(SUBS / f"{name}.samples.jsonl", tmp_path)
-    return Path(shutil.copy(src, tmp_path))
-
-
-def _edit(
-    path: Path,
-    samples: Callable[[Samples], None] | None = None,
-    result: Callable[[dict[str, Any]], None] | None = None,
-) -> None:
-    """Edit the samples and/or the result, then redo the hash and the signature, as someone
-    covering their tracks would."""
-    raw = json.loads(path.read_text())
-    if samples is not None:
-        file = path.parent / raw["samples_file"]
-        rows = [json.loads(line) for line in file.read_text().splitlines()]
-        samples(rows)
-        data = "".join(json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n" for s in rows)
-        file.write_text(data)
-        raw["samples_sha256"] = hashlib.sha256(data.encode()).hexdigest()
-    if result is not None:
-        result(raw)
-    raw["signature"] = signature(Result.model_validate(raw))
-    path.write_text(json.dumps(raw))
+from regen_bench.results import ResultError, load_result
+from tests.published import Samples, copy_published, edit_covering_tracks
 
 
 def _first(rows: Samples, excluded: bool) -> dict[str, Any]:
@@ -56,17 +22,18 @@ def _first(rows: Samples, excluded: bool) -> dict[str, Any]:
 
 def test_the_published_files_pass(tmp_path: Path) -> None:
     for name in ("lumen__purchase_reason", "flare__purchase_reason"):
-        load_result(_copy(name, tmp_path))
+        load_result(copy_published("narrative", name, tmp_path))
 
 
 def test_a_held_out_user_cannot_be_left_out(tmp_path: Path) -> None:
-    path = _copy("lumen__purchase_reason", tmp_path)  # LUMEN's own text partition
+    # LUMEN's own text partition
+    path = copy_published("narrative", "lumen__purchase_reason", tmp_path)
 
     def drop(rows: Samples) -> None:
         s = _first(rows, excluded=False)
         s["text_excluded"], s["generated"] = "no reason", None
 
-    _edit(path, drop)
+    edit_covering_tracks(path, drop)
     with pytest.raises(ResultError, match=r"left out of the text metrics, but the partition "
                        r"\(salt 'regen-narrator-v1', held-out fraction 0.1\) puts it in the "
                        r"held-out bucket"):  # fmt: skip
@@ -74,30 +41,31 @@ def test_a_held_out_user_cannot_be_left_out(tmp_path: Path) -> None:
 
 
 def test_a_training_user_cannot_be_scored(tmp_path: Path) -> None:
-    path = _copy("flare__purchase_reason", tmp_path)  # the fine-tuned narrator's partition
+    # the fine-tuned narrator's partition
+    path = copy_published("narrative", "flare__purchase_reason", tmp_path)
 
     def add(rows: Samples) -> None:
         s = _first(rows, excluded=True)
         del s["text_excluded"]
         s["generated"] = s["reference"]  # a narrator that saw this user's reference
 
-    _edit(path, add)
+    edit_covering_tracks(path, add)
     with pytest.raises(ResultError, match=r"scored in the text metrics, but .* outside the"):
         load_result(path)
 
 
 @pytest.mark.parametrize("field", ["scored", "excluded", "failed"])
 def test_the_counts_must_match_the_samples(tmp_path: Path, field: str) -> None:
-    path = _copy("flare__purchase_reason", tmp_path)
+    path = copy_published("narrative", "flare__purchase_reason", tmp_path)
     count = json.loads(path.read_text())["narration"][field]
-    _edit(path, result=lambda raw: raw["narration"].update({field: count + 1}))
+    edit_covering_tracks(path, result=lambda raw: raw["narration"].update({field: count + 1}))
     with pytest.raises(ResultError, match=rf"narration.{field} = {count + 1} but the per-sample"):
         load_result(path)
 
 
 def test_no_user_is_left_out_without_a_partition(tmp_path: Path) -> None:
-    path = _copy("flare__purchase_reason", tmp_path)
-    _edit(path, result=lambda raw: raw["narration"].update(finetune=None))
+    path = copy_published("narrative", "flare__purchase_reason", tmp_path)
+    edit_covering_tracks(path, result=lambda raw: raw["narration"].update(finetune=None))
     with pytest.raises(ResultError, match="'text_excluded' but the narration records no user"):
         load_result(path)
 
@@ -105,7 +73,7 @@ def test_no_user_is_left_out_without_a_partition(tmp_path: Path) -> None:
 def test_text_over_other_users_never_shares_a_table(tmp_path: Path) -> None:
     from regen_bench.leaderboard import comparability_key, group_results
 
-    ours = load_result(_copy("flare__purchase_reason", tmp_path))
+    ours = load_result(copy_published("narrative", "flare__purchase_reason", tmp_path))
     assert ours.narration is not None and ours.narration.finetune is not None
     half = ours.model_copy(
         update={

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from tests.published import copy_published, edit_covering_tracks
 from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def rep():
     return load_script("scripts/text_repetition.py")
-
-
-def _cell(root: Path, name: str, rows: list[dict]) -> Path:
-    path = root / "narrative" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    samples = f"{name}.samples.jsonl"
-    (path.parent / samples).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    path.write_text(json.dumps({"samples_file": samples}))
-    return path
 
 
 def test_a_repeated_bigram_or_few_distinct_words_is_a_loop(rep):
@@ -38,34 +29,48 @@ def test_a_repeated_bigram_or_few_distinct_words_is_a_loop(rep):
 
 
 def test_table_counts_only_scored_texts_and_shows_the_references(rep, tmp_path, capsys):
-    loop = "the pen the pen the pen the pen the pen"
-    rows = [
-        {"generated": loop, "reference": "A tidy student who buys pens."},
-        {"generated": "Likes black folders for the office.", "reference": "Buys folders."},
-        {"generated": None, "reference": loop},  # not scored: left out of both columns
-    ]
-    path = _cell(tmp_path, "lumen__user_summary", rows)
+    """A published cell whose texts are replaced (hash and signature redone): one scored text
+    loops, the others do not; the users the model trained on stay out of both columns."""
+    path = copy_published("narrative", "lumen__user_summary", tmp_path)
+    loop = "the pen the pen the pen the pen the pen"  # 10 words, 2 of 9 bigrams distinct
+    scored: list[int] = []
+
+    def replace(rows):
+        for i, row in enumerate(rows):
+            if row["generated"] is None:
+                row["reference"] = loop  # not scored: must not count as a looping reference
+                continue
+            first = not scored
+            scored.append(i)
+            row["generated"] = loop if first else "Likes black folders for the office."
+            row["reference"] = "A tidy student who buys pens." if first else "Buys folders."
+
+    edit_covering_tracks(path, samples=replace)
     assert rep.main([str(path)]) == 0
+    n = len(scored)
+    assert 100 < n < 5000  # the held-out users only
     out = capsys.readouterr().out.splitlines()
     assert out[2] == (
-        "| narrative/lumen__user_summary | 2 | 8.0 / 4.0 | 0.611 / 1.000 | 50.0 / 0.0 |"
+        f"| {tmp_path.name}/lumen__user_summary | {n} | {(10 + 6 * (n - 1)) / n:.1f} / "
+        f"{(6 + 2 * (n - 1)) / n:.1f} | {(2 / 9 + n - 1) / n:.3f} / 1.000 "
+        f"| {100 / n:.1f} / 0.0 |"
     )
 
 
-def test_a_bad_samples_line_is_named_not_a_traceback(rep, tmp_path, capsys):
-    path = _cell(tmp_path, "flare__purchase_reason", [{"generated": "ok", "reference": "ok"}])
-    samples = path.parent / "flare__purchase_reason.samples.jsonl"
-    samples.write_text(samples.read_text() + '{"generated": "no reference"}\n')
+def test_an_edited_samples_file_is_refused_by_name(rep, tmp_path, capsys):
+    """Texts changed without redoing the hash: the figures would not be the published ones."""
+    path = copy_published("narrative", "lumen__purchase_reason", tmp_path)
+    samples = tmp_path / "lumen__purchase_reason.samples.jsonl"
+    samples.write_text(samples.read_text().replace('"generated": "', '"generated": "x ', 1))
     assert rep.main([str(path)]) == 1
     err = capsys.readouterr().err
-    assert f"{samples}:2: not a sample row" in err and "reference" in err
+    assert f"{samples}: sha256 differs from the result file's samples_sha256" in err
 
 
 def test_a_ranking_only_result_is_refused_by_name(rep, tmp_path, capsys):
-    path = tmp_path / "sasrec.json"
-    path.write_text(json.dumps({"metrics": {}}))
+    path = copy_published("sequential", "popularity", tmp_path)
     assert rep.main([str(path)]) == 1
-    assert f"{path}: no samples_file" in capsys.readouterr().err
+    assert f"{path}: a ranking-only result (no narrative type)" in capsys.readouterr().err
 
 
 def test_the_rows_quoted_in_docs_are_what_the_script_prints(rep):
