@@ -556,7 +556,7 @@ def _check_samples(path: Path, result: Result) -> None:
     again = recompute_metrics(samples, result.protocol.tie_policy)
     if result.narration is not None:
         _check_text_users(samples_path, result.narration, samples)
-        again.update(_recompute_lexical(samples_path, samples))
+        again.update(recompute_lexical(samples_path, samples))
     for name, value in again.items():
         if name in result.metrics and abs(result.metrics[name] - value) > 1e-9:
             raise ResultError(
@@ -618,8 +618,9 @@ def _check_text_users(
             )
 
 
-def _recompute_lexical(samples_path: Path, samples: list[dict[str, Any]]) -> dict[str, float]:
-    """BLEU and ROUGE again from the per-sample texts (the model-based metrics need models)."""
+def recompute_lexical(samples_path: Path, samples: list[dict[str, Any]]) -> dict[str, float]:
+    """BLEU and ROUGE again from the per-sample texts of the scored users (the model-based
+    metrics need models); ``samples_path`` only names the file in errors."""
     pairs = [(s.get("reference"), s.get("generated")) for s in samples]
     # (``r is not None`` is part of is_scored; repeated so the type checker sees it.)
     scored = [

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from regen_bench.metrics.text import ROUGE_TYPES, lexical_metrics
-from regen_bench.results import Result, is_scored, signature
+from regen_bench.results import Result, recompute_lexical, signature
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions" / "mini"
 Samples = list[dict[str, Any]]
@@ -46,12 +45,8 @@ def edit_covering_tracks(
         file = path.parent / raw["samples_file"]
         rows = [json.loads(line) for line in file.read_text().splitlines()]
         samples(rows)
-        scored = [s for s in rows if s["reference"] is not None and is_scored(s)]
-        if raw.get("narration") and scored:
-            again = lexical_metrics(
-                [s["reference"] for s in scored], [s["generated"] for s in scored], progress=False
-            ).metrics
-            raw["metrics"].update({k: again[k] for k in ("bleu", *ROUGE_TYPES)})
+        if raw.get("narration"):
+            raw["metrics"].update(recompute_lexical(file, rows))
         data = "".join(json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n" for s in rows)
         file.write_text(data)
         raw["samples_sha256"] = hashlib.sha256(data.encode()).hexdigest()
