@@ -46,7 +46,11 @@ class Model(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} does not generate text")
 
     def config(self) -> dict[str, Any]:
-        """The hyperparameters that define this model (recorded in the result file)."""
+        """The hyperparameters that define this model (recorded in the result file).
+
+        Every declared option belongs here; facts worth recording beside them (where a
+        backbone was found, a prompt version) may too: the command a result records
+        (``leaderboard verify``, the leaderboard page) gives only the declared options."""
         return {}
 
     def num_parameters(self) -> int | None:

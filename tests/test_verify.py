@@ -19,6 +19,8 @@ from regen_bench.leaderboard.verify import (
     verify,
     write_record,
 )
+from regen_bench.options import parse_options
+from regen_bench.plugins import get_plugin_manager
 from regen_bench.results import Result, load_result, recompute_metrics, signature, write_samples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +101,29 @@ def test_recorded_command_carries_every_option(tmp_path: Path) -> None:
     sets = {cmd[i + 1].split("=")[0] for i, a in enumerate(cmd) if a == "--set"}
     assert sets == set(result.model.config)
     assert cmd[cmd.index("--threads") + 1] == str(result.environment.threads)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (ROOT / "submissions").glob("*/*/*.json") if ".verified." not in p.name),
+    ids=lambda p: str(p.relative_to(ROOT / "submissions")),
+)
+def test_every_published_command_gives_options_its_model_accepts(path: Path) -> None:
+    """The leaderboard shows each row's recorded command; a key the model recorded as a fact
+    (LUMEN's ``backbone_source``, ``prompt_version``) given as ``--set`` made the run refuse."""
+    result = load_result(path)
+    cmd = recorded_command(result, "OUT")
+    given = dict(
+        cmd[i + 1].split("=", 1)
+        for i, a in enumerate(cmd)
+        if a == "--set" and not cmd[i + 1].startswith("narrator.")
+    )
+    schema = get_plugin_manager().get("model", result.model.name).options
+    if schema is None:
+        assert not given
+        return
+    parse_options(schema, given, model=result.model.name)  # raises on an unknown option
+    assert set(given) == set(result.model.config) & set(schema.model_fields)
 
 
 def test_another_major_version_is_refused(tmp_path: Path) -> None:

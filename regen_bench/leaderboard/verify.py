@@ -81,6 +81,18 @@ def narrator_folder_name(result: Result) -> str:
     return label if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}", label) else "narrator"
 
 
+def _declared_options(model: str) -> frozenset[str] | None:
+    """The option names ``model`` declares in its schema; None where it declares none or is
+    not installed here (every recorded key is then given, and the run says what it refuses)."""
+    from regen_bench.plugins import UnknownNameError, get_plugin_manager
+
+    try:
+        schema = get_plugin_manager().get("model", model).options
+    except UnknownNameError:
+        return None
+    return None if schema is None else frozenset(schema.model_fields)
+
+
 def recorded_command(
     result: Result, output: Path | str, narrator: Path | str | None = None
 ) -> list[str]:
@@ -105,7 +117,10 @@ def recorded_command(
     cmd += ["--tie-policy", protocol.tie_policy]
     if protocol.exclude_history:
         cmd.append("--exclude-history")
+    options = _declared_options(result.model.name)
     for key, value in sorted(result.model.config.items()):
+        if options is not None and key not in options:
+            continue  # a fact the model recorded (where its backbone was found...), not an option
         cmd += ["--set", f"{key}={_config_arg(value)}"]
     n = result.narration
     if n is not None:
