@@ -1,6 +1,17 @@
-"""Torch's CPU thread count: set it for a run, read it for the result's environment."""
+"""Torch's CPU thread count (set it for a run, read it for the result's environment) and the
+CPU cores a process may use."""
 
 from __future__ import annotations
+
+import os
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def set_torch_threads(threads: int) -> None:
@@ -27,4 +38,4 @@ def torch_threads() -> int | None:
     return int(torch.get_num_threads())
 
 
-__all__ = ["set_torch_threads", "torch_threads"]
+__all__ = ["set_torch_threads", "torch_threads", "usable_cpus"]

@@ -123,3 +123,28 @@ def test_a_model_not_available_here_fails_the_recheck_by_name(
     assert main(["leaderboard", "validate", "--text-models", str(narrated)]) == 1
     err = capsys.readouterr().err
     assert "bertscore_f1 not rechecked (BERTScore model: 'absent' is not in the Hugging" in err
+
+
+def test_files_rescored_at_once_give_the_figures_and_order_of_one_at_a_time(
+    narrated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A second result: the same run's files elsewhere, one figure edited, so the two differ.
+    other = tmp_path / "other" / narrated.name
+    other.parent.mkdir()
+    samples = json.loads(narrated.read_text())["samples_file"]
+    shutil.copy(narrated, other)
+    shutil.copy(narrated.with_name(samples), other.with_name(samples))
+    moved = load_result(other).metrics["semantic_similarity"] + 0.01
+    _edit(other, lambda raw: raw["metrics"].update(semantic_similarity=moved))
+    files = [str(other), str(narrated)]
+    said = {}
+    for jobs in ("1", "2"):
+        code = main(["leaderboard", "validate", "--text-models", "--jobs", jobs, *files])
+        said[jobs] = (code, capsys.readouterr())
+    assert said["1"] == said["2"]
+    code, captured = said["2"]
+    assert code == 1 and f"{other}: semantic_similarity = {moved!r}" in captured.err
+    rechecked = [line for line in captured.out.splitlines() if line.startswith("text models ")]
+    assert [line.split(":")[0] for line in rechecked] == [f"text models {f}" for f in files]
+    assert main(["leaderboard", "validate", "--text-models", "--jobs", "0", *files]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err

@@ -61,19 +61,30 @@ _TEXT_MODELS_HELP = (
 
 
 def add_text_models(parser: argparse.ArgumentParser) -> None:
+    from regen_bench.threads import usable_cpus
+
     parser.add_argument("--text-models", action="store_true", help=_TEXT_MODELS_HELP)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=usable_cpus(),
+        metavar="N",
+        help="with --text-models: result files rescored at once, each in its own process "
+        "with the thread count it records, so the figures do not depend on N (default: the "
+        "CPU cores this process may use, here %(default)s)",
+    )
 
 
-def _recheck_text(items: list[tuple[str | Path, Result]]) -> list[str]:
+def _recheck_text(items: list[tuple[str | Path, Result]], jobs: int) -> list[str]:
     """Recheck the model-based text metrics of (path, result) pairs; one line each."""
-    from regen_bench.leaderboard.text_models import problems, recheck
+    from regen_bench.leaderboard.text_models import problems, recheck_all
 
+    if jobs < 1:
+        raise common.CliError("--jobs must be at least 1")
+    narrating = [(path, result) for path, result in items if result.narration is not None]
     rechecks = []
-    for path, result in items:
-        if result.narration is None:
-            continue
-        done = recheck(path, result)
-        print(f"text models {path}: {done.describe()}")
+    for done in recheck_all(narrating, jobs=jobs):
+        print(f"text models {done.path}: {done.describe()}", flush=True)
         rechecks.append(done)
     return problems(rechecks)
 
@@ -89,7 +100,9 @@ def _check(args: argparse.Namespace) -> int:
     problems = check(args.submissions, args.out)
     _print_dataset_checks(args.submissions)
     if args.text_models:
-        problems += _recheck_text([(s.path, s.result) for s in collect(args.submissions)[0]])
+        problems += _recheck_text(
+            [(s.path, s.result) for s in collect(args.submissions)[0]], args.jobs
+        )
     for problem in problems:
         common.fail(common.EXIT_CHECK_FAILED, problem)
     if problems:
@@ -123,6 +136,7 @@ def validate_files(
     *,
     signature: bool = False,
     text_models: bool = False,
+    jobs: int = 1,
 ) -> int:
     """Validate result files (against their dataset where available), one line each; shared by
     ``leaderboard validate`` and the top-level ``validate``. Returns the exit status."""
@@ -146,14 +160,16 @@ def validate_files(
             )
             valid.append((path, result))
     if text_models:
-        for problem in _recheck_text(valid):
+        for problem in _recheck_text(valid, jobs):
             common.fail(common.EXIT_CHECK_FAILED, problem)
             bad += 1
     return common.EXIT_CHECK_FAILED if bad else 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    return validate_files(args.results, args.dataset, args.data_dir, text_models=args.text_models)
+    return validate_files(
+        args.results, args.dataset, args.data_dir, text_models=args.text_models, jobs=args.jobs
+    )
 
 
 def _add_tolerance(parser: argparse.ArgumentParser) -> None:

@@ -216,7 +216,12 @@ def _validate(args: argparse.Namespace) -> int:
     from regen_bench.cli.leaderboard import validate_files
 
     return validate_files(
-        args.files, args.dataset, args.data_dir, signature=True, text_models=args.text_models
+        args.files,
+        args.dataset,
+        args.data_dir,
+        signature=True,
+        text_models=args.text_models,
+        jobs=args.jobs,
     )
 
 

@@ -11,6 +11,7 @@ pins; others would measure something else, so the metric is not compared.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,34 @@ def recheck(path: str | Path, result: Result, *, progress: bool = False) -> Rech
         if name in again.metrics and name in result.metrics:
             out.values[name] = (result.metrics[name], again.metrics[name])
     return out
+
+
+def _recheck_item(item: tuple[str, Result]) -> Recheck:
+    return recheck(*item)
+
+
+def recheck_all(items: Sequence[tuple[str | Path, Result]], *, jobs: int = 1) -> Iterator[Recheck]:
+    """:func:`recheck` of each (path, result), yielded in the order given; ``jobs`` > 1 scores
+    that many files at once, each in its own worker process.
+
+    A file's figures do not depend on ``jobs``: each is scored by one process with the thread
+    count its result records, as it would be alone."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    work = [(str(path), result) for path, result in items]
+    if jobs == 1 or len(work) < 2:
+        for item in work:
+            yield _recheck_item(item)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # A fresh interpreter per worker: a forked child of a process whose torch thread pools
+    # have started can hang in them.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=context) as pool:
+        yield from pool.map(_recheck_item, work)
 
 
 def problems(rechecks: list[Recheck]) -> list[str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
-import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -28,6 +27,8 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+
+from regen_bench.threads import usable_cpus
 
 ROUGE_TYPES: tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 HEADLINE_ROUGE = "rougeL"
@@ -188,14 +189,6 @@ def _score_chunk(refs: list[str], hyps: list[str]) -> tuple[list[int], list[list
     return [int(x) for x in stats], f1
 
 
-def default_jobs() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _other_threads() -> list[threading.Thread]:
     """Python threads besides this one, not counting tqdm's monitor.
 
@@ -264,7 +257,7 @@ def lexical_metrics(
 
     refs, hyps = prepare_pairs(references, hypotheses)
     n = len(refs)
-    jobs = default_jobs() if n_jobs is None else int(n_jobs)
+    jobs = usable_cpus() if n_jobs is None else int(n_jobs)
     if jobs < 1:
         raise ValueError(f"n_jobs must be >= 1 (or None for all cores), got {n_jobs}")
     if n < PARALLEL_MIN_PAIRS:
@@ -319,7 +312,6 @@ __all__ = [
     "ROUGE_TYPES",
     "ROUGE_USE_STEMMER",
     "TextMetrics",
-    "default_jobs",
     "lcs_length",
     "lexical_metrics",
     "package_version",
